@@ -1,0 +1,72 @@
+"""Benchmarks: every group holds the compiled core, the Python twin and a floor.
+
+Each timed call runs an unrolled batch of ``BATCH`` identical calls, so the figures
+are per batch; the ratios printed at the end of the run compare groups measured in
+the same run (medians, and minimums as the least noisy estimate).
+Run timed:   ./run bench        Run once as tests:  pytest bench --benchmark-disable
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from wdcore import _select
+
+BATCH = 100
+
+
+def make_batch(n: int = BATCH):
+    """A function calling ``f(a, b, c)`` n times, unrolled (no loop overhead)."""
+    src = "def batch(f, a, b, c):\n" + "    f(a, b, c)\n" * n
+    ns: dict = {}
+    exec(src, ns)  # noqa: S102 - generated locally, constant text
+    return ns["batch"]
+
+
+def require_compiled():
+    if not _select.HAS_EXTENSIONS:
+        if os.environ.get("WDCORE_REQUIRE_EXTENSIONS", "") not in ("", "0"):
+            pytest.fail("compiled core required but missing")
+        pytest.skip("compiled core not built")
+    return _select.implementation("compiled")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or session.disabled or not session.benchmarks:
+        return
+    groups: dict[str, dict[str, object]] = {}
+    for bench in session.benchmarks:
+        if bench.stats is None or not bench.stats.data:
+            continue
+        groups.setdefault(bench.group, {})[bench.params["kind"]] = bench.stats
+    lines, report = [], {}
+    for group, by_impl in sorted(groups.items()):
+        if not {"compiled", "python", "floor"} <= by_impl.keys():
+            continue
+        c, p, f = by_impl["compiled"], by_impl["python"], by_impl["floor"]
+        row = {
+            "compiled_ns_per_call": c.median / BATCH * 1e9,
+            "python_ns_per_call": p.median / BATCH * 1e9,
+            "floor_ns_per_call": f.median / BATCH * 1e9,
+            "compiled_over_floor_median": c.median / f.median,
+            "compiled_over_floor_min": c.min / f.min,
+            "python_over_compiled_median": p.median / c.median,
+            "python_over_compiled_min": p.min / c.min,
+        }
+        report[group] = row
+        lines.append(
+            f"{group}: compiled {row['compiled_ns_per_call']:.1f} ns/call, "
+            f"twin {row['python_ns_per_call']:.1f}, floor {row['floor_ns_per_call']:.1f} | "
+            f"compiled/floor {row['compiled_over_floor_median']:.2f}x (min {row['compiled_over_floor_min']:.2f}x), "
+            f"twin/compiled {row['python_over_compiled_median']:.1f}x (min {row['python_over_compiled_min']:.1f}x)")
+    if lines:
+        terminalreporter.section("wdcore ratios (same run)")
+        for line in lines:
+            terminalreporter.write_line(line)
+        out = os.environ.get("WDCORE_BENCH_REPORT")
+        if out:
+            with open(out, "w") as fh:
+                json.dump(report, fh, indent=2)

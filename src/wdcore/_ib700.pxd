@@ -11,6 +11,7 @@ cdef class IB700:
     cdef int action_code          # index into actions.ACTIONS, carried by expiry events
     cdef ArmCounter counter       # arming sequence source (shared within a Machine)
     cdef list _events             # WatchdogEvent log
+    cdef uint64_t expiries        # WatchdogEvents produced so far (advance's return value)
     cdef public bint _timers_on   # False while the owning Machine is stopped
     cdef public object on_expire  # None or callable(WatchdogEvent)
     cdef public object _sink      # the owning Machine's expiry hook, or None

@@ -83,12 +83,11 @@ cdef class IB700:
         return self.c_run_until(arg_time(self.now_ns, t_ns))
 
     cdef int c_run_until(self, uint64_t t) except -1:
-        cdef int fired = 0
+        cdef uint64_t before = self.expiries  # callbacks may cause more expiries: count them all
         while self._timers_on and self.armed and self.deadline_ns <= t:
             self.c_expire()
-            fired += 1
         self.now_ns = t
-        return fired
+        return <int>(self.expiries - before)
 
     cdef int c_expire(self) except -1:
         if self.deadline_ns > self.now_ns:
@@ -97,6 +96,7 @@ cdef class IB700:
         self.deadline_ns = 0
         self.seq = 0
         event = WatchdogEvent(self.now_ns, "ib700", _ACTIONS[self.action_code])
+        self.expiries += 1
         self._events.append(event)
         try:
             if self.on_expire is not None:

@@ -43,6 +43,7 @@ class IB700:
         self._counter = ArmCounter()
         self._sink = None          # the Machine's expiry hook
         self._timers_on = True     # False while a Machine is stopped
+        self._expiries = 0         # WatchdogEvents produced so far (advance's return value)
 
     # --- guest side -----------------------------------------------------------
     def io_write(self, port, size, value) -> None:
@@ -89,12 +90,11 @@ class IB700:
         return self._run_until(check_time(self._now, t_ns))
 
     def _run_until(self, t: int) -> int:
-        fired = 0
+        before = self._expiries  # callbacks may cause more expiries: count them all
         while self._timers_on and self._armed and self._deadline <= t:
             self._expire()
-            fired += 1
         self._now = t
-        return fired
+        return self._expiries - before
 
     def _expire(self) -> int:
         if self._deadline > self._now:
@@ -103,6 +103,7 @@ class IB700:
         self._deadline = 0
         self._seq = 0
         event = WatchdogEvent(self._now, "ib700", ACTIONS[self._action])
+        self._expiries += 1
         self._events.append(event)
         try:
             if self.on_expire is not None:

@@ -34,3 +34,29 @@ def bench_ib700_io_write(benchmark, kind, access):
             assert dev.next_deadline == dev.now + 2_000_000_000
         else:
             assert dev.next_deadline is None
+
+
+# Deadlines, never ticks: a step of one hour costs what a step of one ns costs.
+STEPS = {"1ns": 1, "1h": 3600 * 1_000_000_000}
+
+
+@pytest.mark.parametrize("step", sorted(STEPS))
+@pytest.mark.parametrize("kind", ["compiled", "python", "floor"])
+def bench_ib700_advance(benchmark, kind, step):
+    benchmark.group = f"ib700.advance[{step}] x{BATCH}"
+    benchmark.extra_info["calls_per_round"] = BATCH
+    if kind == "floor":
+        fn, dev = require_compiled()["ib700"].CallFloor().advance, None
+    else:
+        if kind == "compiled":
+            require_compiled()
+        dev = _select.implementation(kind)["ib700"].IB700()
+        fn = dev.advance
+    batch = make_batch(nargs=1)
+    # the rounds must not run out of virtual time: 2**63 ns is 292 years, so an
+    # hour-step batch of 100 leaves room for ~25 000 rounds; start near zero
+    benchmark.pedantic(batch, args=(fn, STEPS[step]), rounds=2000 if step == "1h" else 20000,
+                       warmup_rounds=10)
+    if dev is not None:
+        assert dev.events == [] and dev.next_deadline is None
+        assert dev.now % STEPS[step] == 0 and dev.now > 0

@@ -17,9 +17,10 @@ from wdcore import _select
 BATCH = 100
 
 
-def make_batch(n: int = BATCH):
-    """A function calling ``f(a, b, c)`` n times, unrolled (no loop overhead)."""
-    src = "def batch(f, a, b, c):\n" + "    f(a, b, c)\n" * n
+def make_batch(n: int = BATCH, nargs: int = 3):
+    """A function calling ``f(a, b, c)`` (``nargs`` arguments) n times, unrolled."""
+    args = ", ".join("abcdefgh"[:nargs])
+    src = f"def batch(f, {args}):\n" + f"    f({args})\n" * n
     ns: dict = {}
     exec(src, ns)  # noqa: S102 - generated locally, constant text
     return ns["batch"]

@@ -180,3 +180,6 @@ cdef class CallFloor:
 
     def io_write(self, port, size, value):
         pass
+
+    def advance(self, delta_ns):
+        pass

@@ -98,7 +98,10 @@ def test_sdist_has_sources_and_builds_a_wheel(tmp_path):
     # the wheel is built from the sdist alone, so the sdist is complete
     unpacked = tmp_path / "unpacked"
     with tarfile.open(sdist) as tf:
-        tf.extractall(unpacked, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 (Debian 12 has 3.11.2)
+            tf.extractall(unpacked, filter="data")
+        else:
+            tf.extractall(unpacked)
     (srcdir,) = unpacked.iterdir()
     r = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation",
                         "--outdir", str(out), str(srcdir)], capture_output=True, text=True,

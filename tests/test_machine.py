@@ -57,7 +57,7 @@ def rearm_in_callback(m, index, times=1):
 
 def test_outb_0x443_arms_through_the_machine(make_machine):
     m = make_machine()
-    assert m.ib700 is not None and m.i6300esb is None  # this release: the IB700 only
+    assert m.ib700 is not None
     m.advance(S + 5)
     arm(m)
     # §2.1: "0x443, 0x444 | arm: deadline = now + table[value & 0x0F]"
@@ -261,22 +261,23 @@ def test_config_address_byte_and_word_writes_are_ignored(make_machine, port, siz
                                        (0xCFC, 2), (0xCFD, 2), (0xCFE, 2), (0xCFC, 4)])
 def test_config_data_reads_all_ones_with_no_device(make_machine, address, port, size):
     # §5.2 CONFIG_DATA: bit 31 clear -> all-ones; "Else empty: all-ones / dropped";
-    # in this release no slot holds a device, esb_slot 2 (0x80001000) included
-    m = make_machine()
+    # a Machine without an i6300ESB has no function in any slot, esb_slot 2 (0x80001000)
+    # included ("CONFIG_DATA (present even without an i6300ESB)")
+    m = make_machine(devices=("ib700",))
     m.io_write(CONFIG_ADDRESS, 4, address)
     assert m.io_read(port, size) == ONES[size]
 
 
 def test_config_data_past_0xcff_is_unclaimed(make_machine):
     # §5.2: "Bytes past 0xCFF are unclaimed pieces"
-    m = make_machine()
+    m = make_machine(devices=("ib700",))
     m.io_write(CONFIG_ADDRESS, 4, 0x80001000)
     assert m.io_read(0xCFF, 2) == 0xFFFF
     assert m.io_read(0xCFF, 4) == 0xFFFFFFFF
 
 
 def test_config_data_writes_are_dropped(make_machine):
-    m = make_machine()
+    m = make_machine(devices=("ib700",))
     m.io_write(CONFIG_ADDRESS, 4, 0x80001000)
     before = m.snapshot()
     m.io_write(CONFIG_DATA, 4, 0x12345678)
@@ -1201,7 +1202,7 @@ def test_pickle_round_trip(make_machine):
     ({"profile": "qemu-8"}, "profile"),
     ({"reboot_action": "halt"}, "reboot_action"),
     ({"devices": ("bogus",)}, "devices"),
-    ({"devices": ("ib700", "i6300esb")}, "devices"),  # this release: i6300ESB not yet on the bus
+    ({"devices": ("ib700", "ib700")}, "devices"),
     ({"implementation": "rust"}, "implementation"),
     ({"action": "halt"}, "action"),
 ])
@@ -1219,5 +1220,7 @@ def test_constructor_defaults(make_machine):
     assert m.events == []
     assert m.on_event is None
     assert m.ib700 is not None
-    assert m.i6300esb is None
-    assert make_machine(devices=("ib700",)).ib700 is not None
+    assert m.i6300esb is not None  # API.md: devices=("ib700", "i6300esb")
+    alone = make_machine(devices=("ib700",))
+    assert alone.ib700 is not None and alone.i6300esb is None
+    assert make_machine(devices=()).ib700 is None

@@ -13,6 +13,7 @@ from types import ModuleType
 COMPILED_MODULES = {
     "wdcore._core": None,
     "wdcore._ib700": "wdcore._ib700_py",
+    "wdcore._i6300esb": "wdcore._i6300esb_py",
 }
 
 
@@ -49,10 +50,12 @@ def implementation(name: str | None = None) -> dict:
     if name == "compiled":
         mods = COMPILED if COMPILED is not None else _load_compiled_or_fail()
         return {"name": "compiled", "ib700": mods["wdcore._ib700"],
-                "ArmCounter": mods["wdcore._core"].ArmCounter}
+                "i6300esb": mods["wdcore._i6300esb"], "ArmCounter": mods["wdcore._core"].ArmCounter}
     if name == "python":
         twin = importlib.import_module("wdcore._ib700_py")
-        return {"name": "python", "ib700": twin, "ArmCounter": twin.ArmCounter}
+        return {"name": "python", "ib700": twin,
+                "i6300esb": importlib.import_module("wdcore._i6300esb_py"),
+                "ArmCounter": twin.ArmCounter}
     if not isinstance(name, str):
         raise TypeError(f"implementation must be a str or None, not {type(name).__name__}")
     raise ValueError(f"implementation must be 'auto', 'compiled' or 'python', not {name!r}")

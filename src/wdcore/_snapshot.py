@@ -95,3 +95,70 @@ def unpack_ib700(data: object) -> tuple[int, int, int, int, int, int]:
 def check_time_field(t: int, what: str) -> None:
     if t > TIME_MAX_NS:
         raise ValueError(f"data holds {what} beyond 2**63-1 ns")
+
+
+# --- i6300ESB ------------------------------------------------------------------------
+
+# now, action, armed, deadline, seq, counter | profile, stage1_interrupt, enabled, locked,
+# free_run, reboot_disabled, one_mhz, int_type | preload1, preload2 | stage, unlock_state,
+# previous-reboot flag, GINTSR | the 256 configuration bytes
+_ESB = struct.Struct("<QBBQQQ BBBBBBBB II BBBB 256s")
+
+
+def pack_i6300esb(now, action, armed, deadline, seq, counter, profile, s1i, enabled, locked,
+                  free_run, reboot_disabled, one_mhz, int_type, preload1, preload2, stage,
+                  unlock, prev_reboot, gintsr, cfg) -> bytes:
+    if not armed:
+        deadline = seq = 0
+    b = [1 if x else 0 for x in (armed, s1i, enabled, locked, free_run, reboot_disabled,
+                                 one_mhz, prev_reboot, gintsr)]
+    return wrap(KIND_I6300ESB, _ESB.pack(now, action, b[0], deadline, seq, counter, profile,
+                                         b[1], b[2], b[3], b[4], b[5], b[6], int_type,
+                                         preload1, preload2, stage, unlock, b[7], b[8],
+                                         bytes(cfg)))
+
+
+def unpack_i6300esb(data: object) -> tuple:
+    """Validated fields in pack_i6300esb's order."""
+    from wdcore.regs import INITIAL_CONFIG, INT_TYPE_MASK, MAX_STAGE_NS, PRELOAD_MASK, WMASK
+
+    payload = unwrap(data, KIND_I6300ESB)
+    if len(payload) != _ESB.size:
+        raise ValueError("data has the wrong payload size for an i6300esb snapshot")
+    f = _ESB.unpack(payload)
+    (now, action, armed, deadline, seq, counter, profile, s1i, enabled, locked, free_run,
+     reboot_disabled, one_mhz, int_type, p1, p2, stage, unlock, prev, gintsr, cfg) = f
+    check_time_field(now, "now")
+    if action >= N_ACTIONS:
+        raise ValueError(f"data holds an unknown action code {action}")
+    for name, flag in (("armed", armed), ("stage1_interrupt", s1i), ("enabled", enabled),
+                       ("locked", locked), ("free_run", free_run),
+                       ("reboot_disabled", reboot_disabled), ("one_mhz", one_mhz),
+                       ("previous-reboot", prev), ("GINTSR", gintsr)):
+        if flag > 1:
+            raise ValueError(f"data holds an invalid {name} flag {flag}")
+    if profile >= len(INT_TYPE_MASK):
+        raise ValueError(f"data holds an unknown profile code {profile}")
+    if int_type & ~INT_TYPE_MASK[profile]:
+        raise ValueError(f"data holds an INT_TYPE {int_type:#x} the profile cannot store")
+    if p1 > PRELOAD_MASK or p2 > PRELOAD_MASK:
+        raise ValueError("data holds a preload wider than 20 bits")
+    if stage not in (1, 2):
+        raise ValueError(f"data holds stage {stage}")
+    if unlock > 2:
+        raise ValueError(f"data holds unlock state {unlock}")
+    if gintsr and not s1i:
+        raise ValueError("data holds GINTSR set without the stage-1 interrupt extension")
+    if armed:
+        if not enabled:
+            raise ValueError("data holds a deadline for a disabled watchdog")
+        if deadline > now + MAX_STAGE_NS:
+            raise ValueError("data holds a deadline further away than any stage")
+        if seq >= counter:
+            raise ValueError("data holds an arming sequence number from the future")
+    elif deadline or seq:
+        raise ValueError("data holds a deadline for a disarmed timer")
+    for o in range(len(cfg)):
+        if (cfg[o] ^ INITIAL_CONFIG[o]) & ~WMASK[o]:
+            raise ValueError(f"data changes read-only configuration byte {o:#04x}")
+    return f

@@ -14,14 +14,13 @@ from wdcore import _snapshot
 from wdcore._args import (as_int, check_bytes, check_delta, check_port, check_size,
                           check_time, check_value)
 from wdcore._select import implementation as _implementation
+from wdcore.regs import BAR0_SIZE, PROFILES, piece_size
 from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, coerce_action, effect_of
 
 __all__ = ["Machine", "DEVICE_KINDS"]
 
-#: device kinds a Machine can hold in this release (the i6300ESB joins in issue 3)
-DEVICE_KINDS = ("ib700",)
-_PLANNED_KINDS = ("i6300esb",)
-PROFILES = ("qemu", "qemu-7.2")
+#: device kinds a Machine can hold, in snapshot order
+DEVICE_KINDS = ("ib700", "i6300esb")
 REBOOT_ACTIONS = ("reset", "shutdown")
 STATUSES = ("running", "watchdog", "paused", "prelaunch", "shutdown", "poweroff")
 _STOPPED = ("watchdog", "paused", "prelaunch")
@@ -68,8 +67,10 @@ class Machine:
         self._counter = impl["ArmCounter"]()
 
         self.ib700 = impl["ib700"].IB700(action=action) if "ib700" in kinds else None
-        self.i6300esb = None
-        self._devices = [d for d in (self.ib700,) if d is not None]
+        self.i6300esb = (impl["i6300esb"].I6300ESB(action=action, profile=profile,
+                                                   stage1_interrupt=stage1_interrupt)
+                         if "i6300esb" in kinds else None)
+        self._devices = [d for d in (self.ib700, self.i6300esb) if d is not None]
         for dev in self._devices:
             dev._share_counter(self._counter)
             dev._sink = self._on_expiry
@@ -91,8 +92,6 @@ class Machine:
             raise TypeError("devices must be a sequence of device names, like ('ib700',)")
         kinds = tuple(devices)
         for k in kinds:
-            if k in _PLANNED_KINDS:
-                raise ValueError(f"devices: {k!r} is not implemented in this release of wdcore")
             if k not in DEVICE_KINDS:
                 raise ValueError(f"devices: unknown device {k!r}; known: {', '.join(DEVICE_KINDS)}")
         if len(set(kinds)) != len(kinds):
@@ -192,18 +191,32 @@ class Machine:
                     base = PCI_CONFIG_DATA
                 else:
                     base = 0
-                n = _piece_size(addr - base, left)
+                n = piece_size(addr - base, left)
             pieces.append((addr, n, 8 * off))
             off += n
         return pieces
 
+    def _config_target(self, k: int):
+        """Configuration mechanism #1: the i6300ESB and its register offset, or None for
+        an empty slot or a disabled CONFIG_ADDRESS (SPEC.md §5.2)."""
+        ca = self._config_address
+        if not ca & 0x80000000 or self.i6300esb is None:
+            return None
+        bus, dev, fn = (ca >> 16) & 0xFF, (ca >> 11) & 0x1F, (ca >> 8) & 0x07
+        if bus != 0 or dev != self._esb_slot or fn != 0:
+            return None
+        return (ca & 0xFF) | k  # bits 1:0 are OR-ed with the data port offset, not added
+
     def _config_data_write(self, k: int, n: int, value: int) -> None:
-        # Configuration mechanism #1 with no function present yet: every slot is
-        # empty, so writes are dropped (the i6300ESB joins in issue 3).
-        return None
+        offset = self._config_target(k)
+        if offset is not None:
+            self.i6300esb.config_write(offset, n, value)
 
     def _config_data_read(self, k: int, n: int) -> int:
-        return (1 << (8 * n)) - 1
+        offset = self._config_target(k)
+        if offset is None:
+            return (1 << (8 * n)) - 1
+        return self.i6300esb.config_read(offset, n)
 
     # --- memory -------------------------------------------------------------------------
     def mem_write(self, addr, size, value) -> None:
@@ -211,14 +224,36 @@ class Machine:
         size = check_size(size)
         value = check_value(value, size)
         _check_span(addr, size)
-        self._end_operation()  # no device claims memory yet: writes are dropped
+        if self._status not in _FINISHED:
+            for a, n, shift, bar in self._mem_pieces(addr, size):
+                if bar is not None:  # elsewhere: unassigned, the write is dropped
+                    self.i6300esb.mmio_write(a - bar, n, (value >> shift) & ((1 << (8 * n)) - 1))
+        self._end_operation()
 
     def mem_read(self, addr, size) -> int:
         addr = _check_addr(addr)
         size = check_size(size)
         _check_span(addr, size)
+        result = 0
+        if self._status not in _FINISHED:
+            for a, n, shift, bar in self._mem_pieces(addr, size):
+                if bar is not None:  # unassigned memory reads 0 per lane
+                    result |= self.i6300esb.mmio_read(a - bar, n) << shift
         self._end_operation()
-        return 0  # unassigned memory reads 0 per lane
+        return result
+
+    def _mem_pieces(self, addr: int, size: int):
+        """Pieces ``(addr, nbytes, shift, bar0_base_or_None)`` (SPEC.md §5.1, §5.3).
+        The BAR window is re-evaluated per access, never cached."""
+        bar = self.i6300esb._bar0() if self.i6300esb is not None else None
+        pieces, off = [], 0
+        while off < size:
+            a = addr + off
+            inside = bar is not None and bar <= a < bar + BAR0_SIZE
+            n = piece_size(a - bar if inside else a, size - off)
+            pieces.append((a, n, 8 * off, bar if inside else None))
+            off += n
+        return pieces
 
     # --- time ---------------------------------------------------------------------------
     def advance(self, delta_ns) -> int:
@@ -240,13 +275,18 @@ class Machine:
     def _fire_due(self, t: int) -> None:
         """Handle every device deadline <= t, one at a time, in (deadline, arming) order."""
         while self._status == "running":
-            best_dev, best_key = None, None
-            for dev in self._devices:
-                key = dev._due_key(t)
-                if key is not None and (best_key is None or key < best_key):
-                    best_dev, best_key = dev, key
-            if best_dev is None:
+            due = [(key, i) for i, dev in enumerate(self._devices)
+                   if (key := dev._due_key(t)) is not None]
+            if not due:
                 break
+            best_key, best_i = min(due)
+            best_dev = self._devices[best_i]
+            if hasattr(best_dev, "_skip_cycles"):
+                # whole free-running cycles ending before anything else is due are
+                # unobservable: jump them in O(1) (SPEC.md §3.6)
+                limit = min([t + 1] + [key[0] for key, i in due if i != best_i])
+                best_dev._skip_cycles(limit)
+                best_key = best_dev._due_key(t)
             if best_key[0] > self._now:
                 self._set_now(best_key[0])  # overdue deadlines fire at the current now
             best_dev._expire()
@@ -333,7 +373,7 @@ class Machine:
 
     # --- snapshot ---------------------------------------------------------------------------
     def _config_tuple(self) -> tuple[int, int, int, int, int]:
-        mask = sum(1 << i for i, k in enumerate(DEVICE_KINDS + _PLANNED_KINDS) if k in self._kinds)
+        mask = sum(1 << i for i, k in enumerate(DEVICE_KINDS) if k in self._kinds)
         return (mask, self._esb_slot, PROFILES.index(self._profile),
                 REBOOT_ACTIONS.index(self._reboot_action), int(self._stage1_interrupt))
 
@@ -365,7 +405,8 @@ class Machine:
             blob = payload[pos + _LEN.size:pos + _LEN.size + n]
             if len(blob) != n:
                 raise ValueError("data is truncated")
-            state = _snapshot.unpack_ib700(blob)
+            state = (_snapshot.unpack_ib700(blob) if dev is self.ib700
+                     else self._check_esb_state(_snapshot.unpack_i6300esb(blob)))
             if state[0] != now or state[1] != action:
                 raise ValueError("data holds a device whose time or action disagrees with the machine")
             if state[5] > counter or (state[2] and state[4] >= counter):
@@ -384,6 +425,12 @@ class Machine:
         self._requests = {}
         self._set_status(STATUSES[status])
 
+    def _check_esb_state(self, state):
+        if state[6] != PROFILES.index(self._profile) or bool(state[7]) != self._stage1_interrupt:
+            raise ValueError("data holds an i6300esb whose profile or stage1_interrupt "
+                             "differs from the machine's")
+        return state
+
     def __reduce__(self):
         return (_machine_from_snapshot, (self._kinds, self._esb_slot, self._profile,
                                          self._reboot_action, self._stage1_interrupt,
@@ -399,14 +446,6 @@ def _machine_from_snapshot(kinds, slot, profile, reboot, s1i, impl, data) -> Mac
                 stage1_interrupt=s1i, implementation=impl)
     m.restore(data)
     return m
-
-
-def _piece_size(offset: int, left: int) -> int:
-    """Largest power of two <= left that divides offset (0 divides all)."""
-    n = 4
-    while n > left or (offset & (n - 1)):
-        n >>= 1
-    return n
 
 
 def _check_addr(addr) -> int:

@@ -24,7 +24,6 @@ def _target(kind: str):
 @pytest.mark.parametrize("kind", ["compiled", "python", "floor"])
 def bench_ib700_io_write(benchmark, kind, access):
     benchmark.group = f"ib700.io_write[{access}] x{BATCH}"
-    benchmark.extra_info["calls_per_round"] = BATCH
     fn, dev = _target(kind)
     batch = make_batch()
     port, size, value = ACCESSES[access]
@@ -44,7 +43,6 @@ STEPS = {"1ns": 1, "1h": 3600 * 1_000_000_000}
 @pytest.mark.parametrize("kind", ["compiled", "python", "floor"])
 def bench_ib700_advance(benchmark, kind, step):
     benchmark.group = f"ib700.advance[{step}] x{BATCH}"
-    benchmark.extra_info["calls_per_round"] = BATCH
     if kind == "floor":
         fn, dev = require_compiled()["ib700"].CallFloor().advance, None
     else:

@@ -1,7 +1,7 @@
 """Benchmarks: every group holds the compiled core, the Python twin and a floor.
 
-Each timed call runs an unrolled batch of ``BATCH`` identical calls, so the figures
-are per batch; the ratios printed at the end of the run compare groups measured in
+Each timed call runs an unrolled batch of calls (``BATCH`` unless a benchmark records
+``calls_per_round``), so pytest-benchmark's figures are per batch; the ratios printed at the end of the run compare groups measured in
 the same run (medians, and minimums as the least noisy estimate).
 Run timed:   ./run bench        Run once as tests:  pytest bench --benchmark-disable
 """
@@ -39,19 +39,22 @@ def pytest_terminal_summary(terminalreporter, config):
     if session is None or session.disabled or not session.benchmarks:
         return
     groups: dict[str, dict[str, object]] = {}
+    calls: dict[str, int] = {}
     for bench in session.benchmarks:
         if bench.stats is None or not bench.stats.data:
             continue
         groups.setdefault(bench.group, {})[bench.params["kind"]] = bench.stats
+        calls[bench.group] = bench.extra_info.get("calls_per_round", BATCH)
     lines, report = [], {}
     for group, by_impl in sorted(groups.items()):
         if not {"compiled", "python", "floor"} <= by_impl.keys():
             continue
         c, p, f = by_impl["compiled"], by_impl["python"], by_impl["floor"]
+        n = calls[group]
         row = {
-            "compiled_ns_per_call": c.median / BATCH * 1e9,
-            "python_ns_per_call": p.median / BATCH * 1e9,
-            "floor_ns_per_call": f.median / BATCH * 1e9,
+            "compiled_ns_per_call": c.median / n * 1e9,
+            "python_ns_per_call": p.median / n * 1e9,
+            "floor_ns_per_call": f.median / n * 1e9,
             "compiled_over_floor_median": c.median / f.median,
             "compiled_over_floor_min": c.min / f.min,
             "python_over_compiled_median": p.median / c.median,

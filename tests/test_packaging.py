@@ -56,7 +56,7 @@ BLOCK_CORE = """
 import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name in ("wdcore._core", "wdcore._ib700"):
+        if name in ("wdcore._core", "wdcore._ib700", "wdcore._i6300esb"):
             raise ImportError("blocked for the test: " + name)
 sys.meta_path.insert(0, Block())
 """
@@ -92,7 +92,9 @@ def test_sdist_has_sources_and_builds_a_wheel(tmp_path):
     (sdist,) = out.glob("wdcore-*.tar.gz")
     with tarfile.open(sdist) as tf:
         names = tf.getnames()
-    for src in ("_core.pyx", "_core.pxd", "_ib700.pyx", "_ib700.pxd", "_ib700_py.py"):
+    sources = [m.split(".")[1] + ext for m in _select.COMPILED_MODULES for ext in (".pyx", ".pxd")]
+    sources += [twin.split(".")[1] + ".py" for twin in _select.COMPILED_MODULES.values() if twin]
+    for src in sources:
         assert any(n.endswith(f"src/wdcore/{src}") for n in names), src
     assert not [n for n in names if n.endswith(".c") or n.endswith(".so")]
     # the wheel is built from the sdist alone, so the sdist is complete

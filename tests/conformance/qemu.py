@@ -235,6 +235,8 @@ class Qemu:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:  # pragma: no cover
             pass
+        # every stderr line must be read before anyone counts them
+        self._stderr_thread.join(timeout=5)
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self):

@@ -254,3 +254,15 @@ def test_qemu_pci_addr_is_hex_regression(qemu, impl):
     g.cfg(0x00, 4)
     steps = check(config, g.ops, impl)
     assert steps[-1].reply == "OK 0x25ab8086"
+
+
+def test_debug_fire_lines_are_all_counted_regression(qemu, impl):
+    """Harness regression (campaign seed 100616): QEMU's "watchdog: timer fired" lines
+    were counted before the stderr reader had drained the pipe, so a run could see
+    0 of 2.  The reader is now joined first; two debug expiries must count as two."""
+    config = Config(action="debug")
+    ops = [("outb", 0x443, 0x0E), ("clock_step", 2 * S), ("outb", 0x443, 0x0F),
+           ("clock_step", 0)]
+    for _ in range(5):  # the race was intermittent
+        steps = check(config, ops, impl)
+        assert steps[1].watchdogs == [{"action": "debug"}]

@@ -11,6 +11,6 @@ __version__ = "0.1.0"
 IB700 = _implementation()["ib700"].IB700
 I6300ESB = _implementation()["i6300esb"].I6300ESB
 
-from wdcore.machine import Machine  # noqa: E402  (needs the device classes above)
+from wdcore.machine import Machine, RunResult  # noqa: E402  (needs the device classes above)
 
-__all__ = ["HAS_EXTENSIONS", "I6300ESB", "IB700", "Machine", "WatchdogAction", "WatchdogEvent", "__version__"]
+__all__ = ["HAS_EXTENSIONS", "I6300ESB", "IB700", "Machine", "RunResult", "WatchdogAction", "WatchdogEvent", "__version__"]

@@ -153,15 +153,71 @@ def demo(action: str = "reset", implementation: str | None = None, out=None) -> 
     return 0 if ok else 1
 
 
+def replay(args) -> int:
+    """Run a qtest script on a Machine: QEMU's replies on stdout, events as JSON lines."""
+    import json
+
+    from wdcore import qtest
+
+    try:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8") as fh:
+                text = fh.read()
+    except OSError as exc:
+        print(f"wdcore replay: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        ops = qtest.parse(text)
+    except ValueError as exc:
+        print(f"wdcore replay: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    events_out = sys.stderr
+    if args.events:
+        try:
+            events_out = open(args.events, "w", encoding="utf-8")
+        except OSError as exc:
+            print(f"wdcore replay: cannot write {args.events}: {exc.strerror}", file=sys.stderr)
+            return 2
+    try:
+        m = wdcore.Machine(action=args.action, esb_slot=args.esb_slot, profile=args.profile,
+                           reboot_action="shutdown" if args.no_reboot else "reset",
+                           implementation=args.implementation)
+        m.on_event = lambda e: print(json.dumps(e), file=events_out, flush=True)
+        for op in ops:
+            if m.status in ("shutdown", "poweroff"):
+                break  # QEMU would have exited
+            result = m.run([op])
+            value = result.reads[0] if result.reads else None
+            if m.status == "poweroff" and op[0].startswith("clock"):
+                break  # QEMU exits inside the command: no reply
+            print(qtest.reply(op, value, m.now), flush=True)
+    finally:
+        if events_out is not sys.stderr:
+            events_out.close()
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wdcore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="Linux-style driver sessions, with their timeline")
     p_demo.add_argument("--action", default="reset", choices=[a.value for a in WatchdogAction])
     p_demo.add_argument("--implementation", choices=["compiled", "python"], default=None)
+    p_replay = sub.add_parser("replay", help="run a qtest script, print QEMU's replies")
+    p_replay.add_argument("file", help="the script, or - for standard input")
+    p_replay.add_argument("--events", metavar="FILE", help="write events here, not to stderr")
+    p_replay.add_argument("--action", default="reset", choices=[a.value for a in WatchdogAction])
+    p_replay.add_argument("--no-reboot", action="store_true", help="QEMU's -no-reboot")
+    p_replay.add_argument("--profile", default="qemu", choices=["qemu", "qemu-7.2"])
+    p_replay.add_argument("--esb-slot", type=int, default=2, choices=range(32), metavar="0..31")
+    p_replay.add_argument("--implementation", choices=["compiled", "python"], default=None)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args.action, args.implementation)
+    if args.command == "replay":
+        return replay(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

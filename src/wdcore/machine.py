@@ -9,15 +9,17 @@ which they were raised, as in QEMU's main loop (SPEC.md §4.2).
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass, field
 
 from wdcore import _snapshot
 from wdcore._args import (as_int, check_bytes, check_delta, check_port, check_size,
                           check_time, check_value)
 from wdcore._select import implementation as _implementation
 from wdcore.regs import BAR0_SIZE, PROFILES, piece_size
+from wdcore import ops as _ops
 from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, coerce_action, effect_of
 
-__all__ = ["Machine", "DEVICE_KINDS"]
+__all__ = ["Machine", "RunResult", "DEVICE_KINDS"]
 
 #: device kinds a Machine can hold, in snapshot order
 DEVICE_KINDS = ("ib700", "i6300esb")
@@ -37,6 +39,17 @@ _HOST_RESET = {"guest": False, "reason": "host-qmp-system-reset"}
 _MACHINE = struct.Struct("<BBBBB QBBIQ")  # config: kinds, slot, profile, reboot, s1i;
 #                                            state: now, status, action, cfg addr, counter
 _LEN = struct.Struct("<I")
+_WIDTHS = {"b": 1, "w": 2, "l": 4}
+
+
+@dataclass
+class RunResult:
+    """What ``Machine.run`` did: ops executed (the one that powered off or shut down
+    included), values read (in order), and the events logged during the run."""
+
+    ops_executed: int
+    reads: list = field(default_factory=list)
+    events: list = field(default_factory=list)
 
 
 class Machine:
@@ -82,6 +95,7 @@ class Machine:
         self._requests: dict[str, dict | None] = {}
         self._expiries = 0  # WATCHDOG events so far (advance's return value)
         self._events: list[dict] = []
+        self._capture: list[dict] | None = None  # events of the run in progress
         self.on_event = None
 
     @staticmethod
@@ -368,8 +382,58 @@ class Machine:
     def _log(self, name: str, data: dict, time_ns: int | None = None) -> None:
         entry = {"event": name, "data": data, "time_ns": self._now if time_ns is None else time_ns}
         self._events.append(entry)
+        if self._capture is not None:
+            self._capture.append(entry)
         if self.on_event is not None:
             self.on_event(entry)
+
+    # --- op streams ---------------------------------------------------------------------------
+    def run(self, ops) -> RunResult:
+        """Execute an op stream: bytes in the binary encoding (docs/ops.md), or a list of
+        op tuples.  Each op is one operation (requests act at its end).  Stops after
+        the op that shut the Machine down or powered it off."""
+        if isinstance(ops, (bytes, bytearray, memoryview)):
+            decoded = _ops.decode(ops)
+        elif isinstance(ops, (list, tuple)):
+            decoded = _ops.decode(_ops.encode(ops))  # validates every op first
+        else:
+            raise TypeError(f"ops must be bytes or a list of op tuples, not {type(ops).__name__}")
+        reads: list[int] = []
+        self._capture = captured = []
+        executed = 0
+        try:
+            for op in decoded:
+                if self._status in _FINISHED:
+                    break
+                self._run_op(op, reads)
+                executed += 1
+        finally:
+            self._capture = None
+        return RunResult(executed, reads, captured)
+
+    def _run_op(self, op: tuple, reads: list) -> None:
+        name = op[0]
+        if name == "clock_step":
+            if len(op) == 1:  # bare: to the next deadline, if any
+                target = self.next_deadline
+                if target is None:
+                    self._end_operation()
+                    return
+            else:
+                target = self._now + op[1]
+            self._run_until(min(target, _ops.TIME_MAX_NS))  # time saturates at 2**63-1 ns
+        elif name == "clock_set":
+            self._run_until(max(op[1], self._now))
+        else:
+            size = _WIDTHS[name[-1]]
+            if name[0] == "o":
+                self.io_write(op[1], size, op[2])
+            elif name[0] == "i":
+                reads.append(self.io_read(op[1], size))
+            elif name[0] == "w":
+                self.mem_write(op[1], size, op[2])
+            else:
+                reads.append(self.mem_read(op[1], size))
 
     # --- snapshot ---------------------------------------------------------------------------
     def _config_tuple(self) -> tuple[int, int, int, int, int]:

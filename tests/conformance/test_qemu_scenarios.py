@@ -266,3 +266,37 @@ def test_debug_fire_lines_are_all_counted_regression(qemu, impl):
     for _ in range(5):  # the race was intermittent
         steps = check(config, ops, impl)
         assert steps[1].watchdogs == [{"action": "debug"}]
+
+
+@pytest.mark.parametrize("seed", range(7000, 7010))
+def test_replay_prints_what_qemus_qtest_server_prints(qemu, seed):
+    """`python -m wdcore replay` against QEMU's own qtest replies, line for line, on
+    generated scripts (QMP ops left out: they are not qtest)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conformance.generate import generate
+    from tests.conformance.qemu import Qemu, QemuExited
+    from tests.conformance.runner import qtest_line
+
+    config, ops = generate(seed)
+    lines = [qtest_line(op) for op in ops if op[0] != "qmp"]
+    expected = []
+    with Qemu(action=config.action, no_reboot=config.no_reboot, esb_slot=config.esb_slot) as q:
+        for line in lines:
+            try:
+                expected.append(q.cmd(line))
+            except QemuExited:
+                break
+            q.settle()
+            if q.exited:
+                break
+    args = ["--action", config.action, "--profile", "qemu-7.2", "--esb-slot", str(config.esb_slot)]
+    if config.no_reboot:
+        args.append("--no-reboot")
+    r = subprocess.run([sys.executable, "-m", "wdcore", "replay", "-", *args],
+                       input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == expected

@@ -1,0 +1,127 @@
+"""Op streams: QEMU's qtest command set as tuples, and a compact binary encoding.
+
+An op is a tuple: ``("outb", port, value)``, ``("inw", port)``, ``("writel", addr,
+value)``, ``("readb", addr)``, ``("clock_step", ns)``, ``("clock_step",)`` (bare: to the
+next deadline), ``("clock_set", ns)``.  The binary form is specified byte by byte in
+docs/ops.md.  ``decode`` accepts *every* byte string — a fuzzer's raw input included —
+and returns valid ops; a trailing partial op is dropped.
+"""
+from __future__ import annotations
+
+import struct
+
+__all__ = ["OPS", "encode", "decode", "TIME_MAX_NS"]
+
+TIME_MAX_NS = (1 << 63) - 1
+ADDR_END = 1 << 64
+
+#: opcode (low 4 bits of the op byte) -> op name; the high 4 bits are ignored
+OPS = ("outb", "outw", "outl", "inb", "inw", "inl", "writeb", "writew", "writel",
+       "readb", "readw", "readl", "clock_step", "clock_step", "clock_set", "clock_step")
+OP_STEP, OP_STEP_BARE, OP_SET, OP_STEP32 = 12, 13, 14, 15
+_CODE = {name: i for i, name in enumerate(OPS[:12])}
+_WIDTH = {"b": 1, "w": 2, "l": 4}
+_VALUE_FMT = {1: "B", 2: "H", 4: "I"}
+
+
+def _size(op_code: int) -> int:
+    return (1, 2, 4)[op_code % 3]
+
+
+def encode(ops) -> bytes:
+    """The binary form of a list of op tuples (``ValueError``/``TypeError`` naming the
+    op for anything outside the vocabulary or its ranges)."""
+    out = bytearray()
+    for i, op in enumerate(ops):
+        try:
+            out += _encode_one(op)
+        except (ValueError, TypeError, IndexError) as exc:
+            raise type(exc)(f"ops[{i}] {op!r}: {exc}") from None
+    return bytes(out)
+
+
+def _int(x, what: str, lo: int, hi: int) -> int:
+    if type(x) is not int and not hasattr(x, "__index__"):
+        raise TypeError(f"{what} must be an int, not {type(x).__name__}")
+    x = x.__index__()
+    if not lo <= x <= hi:
+        raise ValueError(f"{what} {x} out of range {lo}..{hi:#x}")
+    return x
+
+
+def _encode_one(op) -> bytes:
+    if not isinstance(op, tuple) or not op or not isinstance(op[0], str):
+        raise TypeError("an op is a tuple starting with its name")
+    name = op[0]
+    if name == "clock_step" and len(op) == 1:
+        return bytes([OP_STEP_BARE])
+    if name in ("clock_step", "clock_set"):
+        if len(op) != 2:
+            raise ValueError(f"{name} takes one argument (ns)")
+        ns = _int(op[1], "ns", 0, TIME_MAX_NS)
+        if name == "clock_step" and ns <= 0xFFFFFFFF:
+            return struct.pack("<BI", OP_STEP32, ns)
+        return struct.pack("<BQ", OP_STEP if name == "clock_step" else OP_SET, ns)
+    if name not in _CODE:
+        raise ValueError(f"unknown op {name!r}")
+    code = _CODE[name]
+    size = _WIDTH[name[-1]]
+    if name.startswith(("out", "write")):
+        if len(op) != 3:
+            raise ValueError(f"{name} takes (address, value)")
+        value = _int(op[2], "value", 0, (1 << (8 * size)) - 1)
+    elif len(op) != 2:
+        raise ValueError(f"{name} takes (address,)")
+    if name.startswith(("out", "in")):
+        head = struct.pack("<BH", code, _int(op[1], "port", 0, 0xFFFF))
+    else:
+        head = struct.pack("<BQ", code, _int(op[1], "addr", 0, ADDR_END - size))
+    if name.startswith(("out", "write")):
+        head += struct.pack("<" + _VALUE_FMT[size], value)
+    return head
+
+
+def decode(data) -> list[tuple]:
+    """The op list of any byte string (see docs/ops.md); never raises for bytes."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    buf = bytes(data)
+    ops: list[tuple] = []
+    pos, end = 0, len(buf)
+    while pos < end:
+        code = buf[pos] & 0x0F
+        name = OPS[code]
+        if code == OP_STEP_BARE:
+            ops.append(("clock_step",))
+            pos += 1
+            continue
+        if code in (OP_STEP, OP_SET):
+            if pos + 9 > end:
+                break
+            ns = int.from_bytes(buf[pos + 1:pos + 9], "little") & TIME_MAX_NS
+            ops.append((name, ns))
+            pos += 9
+            continue
+        if code == OP_STEP32:
+            if pos + 5 > end:
+                break
+            ops.append(("clock_step", int.from_bytes(buf[pos + 1:pos + 5], "little")))
+            pos += 5
+            continue
+        size = _size(code)
+        is_port = name.startswith(("out", "in"))
+        has_value = name.startswith(("out", "write"))
+        alen = 2 if is_port else 8
+        need = 1 + alen + (size if has_value else 0)
+        if pos + need > end:
+            break
+        addr = int.from_bytes(buf[pos + 1:pos + 1 + alen], "little")
+        if not is_port and addr > ADDR_END - size:
+            addr = ADDR_END - size  # an access must end within the 2**64 address space
+        if has_value:
+            value = int.from_bytes(buf[pos + 1 + alen:pos + need], "little")
+            ops.append((name, addr, value))
+        else:
+            ops.append((name, addr))
+        pos += need
+    return ops

@@ -50,12 +50,14 @@ def implementation(name: str | None = None) -> dict:
     if name == "compiled":
         mods = COMPILED if COMPILED is not None else _load_compiled_or_fail()
         return {"name": "compiled", "ib700": mods["wdcore._ib700"],
-                "i6300esb": mods["wdcore._i6300esb"], "ArmCounter": mods["wdcore._core"].ArmCounter}
+                "i6300esb": mods["wdcore._i6300esb"], "ArmCounter": mods["wdcore._core"].ArmCounter,
+                "machine": importlib.import_module("wdcore._machine_py")}
     if name == "python":
         twin = importlib.import_module("wdcore._ib700_py")
         return {"name": "python", "ib700": twin,
                 "i6300esb": importlib.import_module("wdcore._i6300esb_py"),
-                "ArmCounter": twin.ArmCounter}
+                "ArmCounter": twin.ArmCounter,
+                "machine": importlib.import_module("wdcore._machine_py")}
     if not isinstance(name, str):
         raise TypeError(f"implementation must be a str or None, not {type(name).__name__}")
     raise ValueError(f"implementation must be 'auto', 'compiled' or 'python', not {name!r}")

@@ -10,7 +10,7 @@ from setuptools import Extension, setup
 
 # Every compiled module of the core; tests/test_packaging.py checks this list
 # against wdcore._select.COMPILED_MODULES.
-CORE_MODULES = ["wdcore._core", "wdcore._ib700", "wdcore._i6300esb"]
+CORE_MODULES = ["wdcore._core", "wdcore._ib700", "wdcore._i6300esb", "wdcore._machine"]
 
 DIRECTIVES = {
     "language_level": 3,

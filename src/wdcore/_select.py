@@ -14,6 +14,7 @@ COMPILED_MODULES = {
     "wdcore._core": None,
     "wdcore._ib700": "wdcore._ib700_py",
     "wdcore._i6300esb": "wdcore._i6300esb_py",
+    "wdcore._machine": "wdcore._machine_py",
 }
 
 
@@ -51,7 +52,7 @@ def implementation(name: str | None = None) -> dict:
         mods = COMPILED if COMPILED is not None else _load_compiled_or_fail()
         return {"name": "compiled", "ib700": mods["wdcore._ib700"],
                 "i6300esb": mods["wdcore._i6300esb"], "ArmCounter": mods["wdcore._core"].ArmCounter,
-                "machine": importlib.import_module("wdcore._machine_py")}
+                "machine": mods["wdcore._machine"]}
     if name == "python":
         twin = importlib.import_module("wdcore._ib700_py")
         return {"name": "python", "ib700": twin,

@@ -20,7 +20,11 @@ def _one(args):
     from tests.conformance.runner import compare, reproducer, run_qemu, run_wdcore, shrink
 
     config, ops = generate(seed, min_ops)
-    qemu_result = run_qemu(config, ops)
+    try:
+        qemu_result = run_qemu(config, ops)
+    except (TimeoutError, OSError, RuntimeError) as exc:  # QEMU hung or died: report the seed
+        return collections.Counter(sequences=1, harness_errors=1), (
+            f"seed {seed}: QEMU failed: {type(exc).__name__}: {exc}\n{reproducer(config, ops)}\n")
     steps, _, ambiguous = run_wdcore(config, ops, impls[0])
     stats = collections.Counter(sequences=1, ops=len(ops), ambiguous_throttle=int(ambiguous))
     stats["watchdog_steps"] = sum(1 for s in steps if s.watchdogs)
@@ -64,6 +68,7 @@ def main(argv=None) -> int:
     print(f"seed {args.seed}, count {args.count}, implementations {', '.join(impls)}: "
           f"{total['ops']} ops, {total['watchdog_steps']} ops with a WATCHDOG, "
           f"{total['ambiguous_throttle']} sequences with a throttle tie (WATCHDOG not compared), "
+          f"{total['harness_errors']} QEMU failures, "
           f"final states { {k[6:]: v for k, v in sorted(total.items()) if k.startswith('final_')} }; "
           f"{len(failures)} divergent; {time.monotonic() - started:.0f} s")
     return 1 if failures else 0

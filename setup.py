@@ -1,7 +1,12 @@
 """Builds the compiled core.  Metadata lives in pyproject.toml.
 
 WDCORE_NO_EXTENSIONS=1 at build time skips the compiled core (pure-Python install).
-WDCORE_CFLAGS adds compiler flags (sanitizer builds, debugging).
+WDCORE_SANITIZE selects an instrumented build (docs/fuzzing.md):
+  fuzzer  clang: -fsanitize=fuzzer-no-link,address,undefined, so that libFuzzer (through
+          atheris) sees the edges of the compiled core and ASan/UBSan check it;
+          build with CC=clang-14 LDSHARED="clang-14 -shared" (./run fuzz does)
+  gcc     gcc: -fsanitize=address,undefined
+WDCORE_CFLAGS adds compiler flags.
 """
 import os
 import shlex
@@ -27,14 +32,30 @@ def extensions():
         return []
     from Cython.Build import cythonize
 
-    cflags = ["-O2"] + shlex.split(os.environ.get("WDCORE_CFLAGS", ""))
+    cflags = ["-O2"]
+    ldflags = []
+    sanitize = os.environ.get("WDCORE_SANITIZE", "")
+    if sanitize == "fuzzer":
+        cflags = ["-O1", "-g", "-fno-omit-frame-pointer",
+                  "-fsanitize=fuzzer-no-link,address,undefined", "-fno-sanitize-recover=undefined"]
+        ldflags = ["-fsanitize=address,undefined"]  # runtime: preloaded (docs/fuzzing.md)
+    elif sanitize == "gcc":
+        cflags = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+                  "-fno-sanitize-recover=undefined"]
+        ldflags = ["-fsanitize=address,undefined"]
+    elif sanitize:
+        raise SystemExit(f"WDCORE_SANITIZE must be 'fuzzer' or 'gcc', not {sanitize!r}")
+    cflags += shlex.split(os.environ.get("WDCORE_CFLAGS", ""))
     exts = [
         Extension(name, [os.path.join("src", *name.split(".")) + ".pyx"],
-                  extra_compile_args=cflags)
+                  extra_compile_args=cflags, extra_link_args=ldflags)
         for name in CORE_MODULES
     ]
     return cythonize(exts, compiler_directives=DIRECTIVES,
                      include_path=["src"], build_dir="build/cython")
 
 
-setup(ext_modules=extensions())
+# an instrumented build keeps its objects apart from the normal build's
+_SANITIZE = os.environ.get("WDCORE_SANITIZE", "")
+setup(ext_modules=extensions(),
+      options={"build": {"build_base": f"build/{_SANITIZE}" if _SANITIZE else "build"}})

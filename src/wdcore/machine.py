@@ -224,7 +224,10 @@ class Machine:
                      else self._check_esb_state(_snapshot.unpack_i6300esb(blob)))
             if state[0] != now or state[1] != action:
                 raise ValueError("data holds a device whose time or action disagrees with the machine")
-            if state[5] > counter or (state[2] and state[4] >= counter):
+            # the devices share the machine's arming counter: one value, everywhere
+            if state[5] != counter:
+                raise ValueError("data holds a device arming counter that differs from the machine's")
+            if state[2] and state[4] >= counter:
                 raise ValueError("data holds a device arming number from the future")
             states.append(state)
             pos += _LEN.size + n

@@ -26,7 +26,7 @@ def machine(impl: str) -> Machine:
     return m
 
 
-def per_access_batch(m: Machine):
+def per_access_batch(m):
     """The stream as unrolled per-access calls (no loop overhead inside a repeat)."""
     iw, ir, mw, mr, adv = m.io_write, m.io_read, m.mem_write, m.mem_read, m.advance
     c = BAR + 0x0C
@@ -43,12 +43,18 @@ def per_access_batch(m: Machine):
     return batch
 
 
-@pytest.mark.parametrize("kind", ["run", "compiled", "python"])
+@pytest.mark.parametrize("kind", ["run", "compiled", "python", "floor"])
 def bench_machine_ops(benchmark, kind):
+    """floor: the same calls to empty compiled methods, what any per-access API costs."""
     benchmark.group = f"machine ops: run vs per-access x{len(STREAM) * REPEAT}"
     benchmark.extra_info["calls_per_round"] = len(STREAM) * REPEAT
-    if kind in ("run", "compiled"):
+    if kind in ("run", "compiled", "floor"):
         require_compiled()
+    if kind == "floor":
+        import wdcore._machine as compiled_machine
+
+        benchmark(per_access_batch(compiled_machine.CallFloor()))
+        return
     m = machine("python" if kind == "python" else "compiled")
     if kind == "run":
         data = ops.encode(STREAM * REPEAT)

@@ -55,13 +55,18 @@ def pytest_terminal_summary(terminalreporter, config):
                    "python_per_access_ns_per_op": p.median / n * 1e9,
                    "compiled_per_access_over_run": c.median / r.median,
                    "python_per_access_over_run": p.median / r.median}
+            if "floor" in by_impl:
+                row["call_floor_ns_per_op"] = by_impl["floor"].median / n * 1e9
+                row["call_floor_over_run"] = by_impl["floor"].median / r.median
             report[group] = row
             lines.append(
                 f"{group}: run {row['run_ns_per_op']:.1f} ns/op, per-access compiled "
                 f"{row['compiled_per_access_ns_per_op']:.1f}, per-access twin "
                 f"{row['python_per_access_ns_per_op']:.1f} | run is "
                 f"{row['compiled_per_access_over_run']:.1f}x faster than compiled per-access, "
-                f"{row['python_per_access_over_run']:.0f}x faster than the twin's")
+                f"{row['python_per_access_over_run']:.0f}x faster than the twin's"
+                + (f"; an empty compiled call costs {row['call_floor_ns_per_op']:.1f} ns/op "
+                   f"({row['call_floor_over_run']:.1f}x run)" if "floor" in by_impl else ""))
             continue
         if not {"compiled", "python", "floor"} <= by_impl.keys():
             continue

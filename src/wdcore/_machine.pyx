@@ -511,3 +511,24 @@ cdef int push_read(ReadBuffer* r, uint32_t value) except -1 nogil:
     r.values[r.count] = value
     r.count += 1
     return 0
+
+
+@cython.final
+cdef class CallFloor:
+    """Empty methods with the Machine's per-access signatures: the cost of the Python
+    call alone, the floor any per-access API pays (bench/bench_run.py)."""
+
+    def io_write(self, port, size, value):
+        pass
+
+    def io_read(self, port, size):
+        pass
+
+    def mem_write(self, addr, size, value):
+        pass
+
+    def mem_read(self, addr, size):
+        pass
+
+    def advance(self, delta_ns):
+        pass

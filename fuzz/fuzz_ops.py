@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """libFuzzer target (OSS-Fuzz Python conventions): an op stream on a Machine.
 
 Logic and invariants: fuzz/harness.py (check_ops).  Coverage comes from the compiled

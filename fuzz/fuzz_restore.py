@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """libFuzzer target (OSS-Fuzz Python conventions): restore() fed arbitrary bytes must
 raise only ValueError and leave the object unchanged (fuzz/harness.py, check_restore).
 The snapshot checks are Python shared by both implementations, so they are the code

@@ -9,7 +9,7 @@ from wdcore._core cimport (ArmCounter, as_ll, arg_delta, arg_size, arg_time, arg
 
 from wdcore import _snapshot, regs
 from wdcore._args import check_bytes
-from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
+from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action, deliver
 from wdcore._i6300esb_py import check_cfg_offset, check_mmio_offset
 
 cdef enum:
@@ -287,15 +287,8 @@ cdef class I6300ESB:
             return 0
         self.prev_reboot = True
         self.c_watchdog_reset()  # the device resets itself; BAR0 and command stay
-        event = WatchdogEvent(self.now_ns, "i6300esb", _ACTIONS[self.action_code])
         self.expiries += 1
-        self._events.append(event)
-        try:
-            if self.on_expire is not None:
-                self.on_expire(event)
-        finally:
-            if self._sink is not None:
-                self._sink(event)
+        deliver(WatchdogEvent(self.now_ns, "i6300esb", _ACTIONS[self.action_code]), self._events, self.on_expire, self._sink)
         return 1
 
     cdef void c_skip_cycles(self, uint64_t limit) noexcept nogil:

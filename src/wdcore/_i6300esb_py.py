@@ -8,7 +8,7 @@ from wdcore import _snapshot
 from wdcore._args import (as_int, check_bytes, check_delta, check_size, check_time,
                           check_value)
 from wdcore._ib700_py import ArmCounter
-from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
+from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action, deliver
 from wdcore.regs import (CFG_SIZE, CFG_WDT_CONFIG, CFG_WDT_LOCK, CONFIG_RESET_OFFSETS,
                          INITIAL_CONFIG, INT_TYPE_MASK, MMIO_SIZE, PRELOAD_MASK, PRELOAD_RESET, PROFILES,
                          REG_GINTSR, REG_PRELOAD1, REG_PRELOAD2, REG_RELOAD, RELOAD_CLEAR_FLAG,
@@ -218,15 +218,8 @@ class I6300ESB:
             return 0
         self._prev_reboot = True
         self._watchdog_reset()  # the device resets itself; BAR0 and command stay
-        event = WatchdogEvent(self._now, "i6300esb", ACTIONS[self._action])
         self._expiries += 1
-        self._events.append(event)
-        try:
-            if self.on_expire is not None:
-                self.on_expire(event)
-        finally:
-            if self._sink is not None:
-                self._sink(event)
+        deliver(WatchdogEvent(self._now, "i6300esb", ACTIONS[self._action]), self._events, self.on_expire, self._sink)
         return 1
 
     def _free_run_period(self) -> int:

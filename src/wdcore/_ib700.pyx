@@ -6,7 +6,7 @@ from wdcore._core cimport (ArmCounter, arg_delta, arg_port, arg_size, arg_time, 
 
 from wdcore import _snapshot
 from wdcore._args import check_bytes
-from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogEvent, coerce_action
+from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogEvent, coerce_action, deliver
 from wdcore.actions import WatchdogAction
 
 cdef enum:
@@ -95,15 +95,8 @@ cdef class IB700:
         self.armed = False
         self.deadline_ns = 0
         self.seq = 0
-        event = WatchdogEvent(self.now_ns, "ib700", _ACTIONS[self.action_code])
         self.expiries += 1
-        self._events.append(event)
-        try:
-            if self.on_expire is not None:
-                self.on_expire(event)
-        finally:
-            if self._sink is not None:
-                self._sink(event)
+        deliver(WatchdogEvent(self.now_ns, "ib700", _ACTIONS[self.action_code]), self._events, self.on_expire, self._sink)
         return 1
 
     # --- Machine hooks (not public API) -----------------------------------------------

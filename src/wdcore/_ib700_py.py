@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from wdcore import _snapshot
 from wdcore._args import check_bytes, check_delta, check_port, check_size, check_time, check_value
-from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
+from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action, deliver
 
 #: I/O ports: 0x441/0x442 stop the timer, 0x443/0x444 (re)start it.
 IB700_PORT_FIRST = 0x441
@@ -102,15 +102,8 @@ class IB700:
         self._armed = False
         self._deadline = 0
         self._seq = 0
-        event = WatchdogEvent(self._now, "ib700", ACTIONS[self._action])
         self._expiries += 1
-        self._events.append(event)
-        try:
-            if self.on_expire is not None:
-                self.on_expire(event)
-        finally:
-            if self._sink is not None:
-                self._sink(event)
+        deliver(WatchdogEvent(self._now, "ib700", ACTIONS[self._action]), self._events, self.on_expire, self._sink)
         return 1
 
     # --- Machine hooks (not public API) ---------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-__all__ = ["WatchdogAction", "WatchdogEvent", "Effect", "effect_of", "coerce_action"]
+__all__ = ["WatchdogAction", "WatchdogEvent", "Effect", "effect_of", "coerce_action", "deliver"]
 
 
 class WatchdogAction(str, enum.Enum):
@@ -41,6 +41,20 @@ class WatchdogEvent(NamedTuple):
     time_ns: int
     device: str
     action: WatchdogAction
+
+
+def deliver(event: WatchdogEvent, events: list, on_expire, sink) -> None:
+    """Report one expiry, in the order SPEC.md §4.5 fixes: the device's event log, its
+    ``on_expire`` callback, then the owning Machine's hook (``sink``).  The hook runs
+    even if the callback raises, so the Machine never misses an expiry; the exception
+    then propagates to the host call that ran the timer."""
+    events.append(event)
+    try:
+        if on_expire is not None:
+            on_expire(event)
+    finally:
+        if sink is not None:
+            sink(event)
 
 
 def coerce_action(action: object, name: str = "action") -> WatchdogAction:

@@ -98,3 +98,12 @@ cdef inline uint64_t arg_time(uint64_t now, object t_ns) except? 0xFFFFFFFFFFFFF
     if ovf or t < 0 or <uint64_t>t < now:
         raise_time(now, t_ns)
     return <uint64_t>t
+
+
+cdef inline int piece_size(uint64_t offset, uint64_t left) noexcept nogil:
+    """QEMU's access split (SPEC.md 3.5, 5.1): the largest power of two <= left (at most
+    4) that divides offset (0 divides all).  Twin: regs.piece_size."""
+    cdef int n = 4
+    while <uint64_t>n > left or (offset & <uint64_t>(n - 1)):
+        n >>= 1
+    return n

@@ -44,6 +44,7 @@ cdef class I6300ESB:
     cdef void c_stop(self) noexcept nogil
     cdef bint c_due(self, uint64_t t) noexcept nogil
     cdef void c_skip_cycles(self, uint64_t limit) noexcept nogil
+    cdef uint64_t c_bar0(self) noexcept nogil      # BAR0 base while decoded, else 0
     cdef int c_expire(self) except -1
     cdef int c_end_access(self, int flags) except -1
     cdef int c_run_until(self, uint64_t t) except -1

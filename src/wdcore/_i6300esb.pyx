@@ -5,7 +5,7 @@ cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 from wdcore._core cimport (ArmCounter, as_ll, arg_delta, arg_size, arg_time, arg_value,
-                           raise_value)
+                           piece_size, raise_value)
 
 from wdcore import _snapshot, regs
 from wdcore._args import check_bytes
@@ -55,14 +55,6 @@ assert regs.PCI_CLOCK_NS == PCI_CLOCK_NS and regs.PRELOAD_RESET == PRELOAD_RESET
 assert (regs.CFG_WDT_CONFIG, regs.CFG_WDT_LOCK, regs.REG_RELOAD) == (CFG_WDT_CONFIG, CFG_WDT_LOCK, REG_RELOAD)
 
 cdef tuple _ACTIONS = ACTIONS
-
-
-cdef inline int piece_size(unsigned int offset, unsigned int left) noexcept nogil:
-    """QEMU's access split: the largest power of two <= left dividing offset."""
-    cdef int n = 4
-    while <unsigned int>n > left or (offset & (n - 1)):
-        n >>= 1
-    return n
 
 
 cdef inline uint64_t duration_ns(uint32_t preload, bint one_mhz) noexcept nogil:
@@ -345,33 +337,21 @@ cdef class I6300ESB:
         self.now_ns = t
         return <int>(self.expiries - before)
 
-    # --- Machine hooks (not public API) ----------------------------------------------------------
-    def _due_key(self, uint64_t t):
-        if self.c_due(t):
-            return (self.deadline_ns, self.seq)
-        return None
-
-    def _expire(self):
-        return self.c_expire()
-
-    def _skip_cycles(self, uint64_t limit):
-        self.c_skip_cycles(limit)
-
-    def _set_now(self, uint64_t t):
-        self.now_ns = t
-
+    # --- Machine hooks (not public API; the compiled Machine core uses the c_* level) ---
     def _share_counter(self, ArmCounter counter not None):
         self.counter = counter
 
-    def _bar0(self):
-        cdef uint32_t base
+    cdef uint64_t c_bar0(self) noexcept nogil:
+        """BAR0's base while the device decodes memory, else 0 (SPEC.md 5.3: command bit
+        1 set, base not 0 and at most 0xFFFFFFE0)."""
+        cdef uint64_t base
         if not self.cfg[CFG_COMMAND] & COMMAND_MEMORY:
-            return None
-        base = (self.cfg[CFG_BAR0] | (<uint32_t>self.cfg[CFG_BAR0 + 1] << 8)
-                | (<uint32_t>self.cfg[CFG_BAR0 + 2] << 16) | (<uint32_t>self.cfg[CFG_BAR0 + 3] << 24))
-        base &= 0xFFFFFFF0
-        if base == 0 or base > 0xFFFFFFE0:
-            return None
+            return 0
+        base = (self.cfg[CFG_BAR0] | (<uint64_t>self.cfg[CFG_BAR0 + 1] << 8)
+                | (<uint64_t>self.cfg[CFG_BAR0 + 2] << 16) | (<uint64_t>self.cfg[CFG_BAR0 + 3] << 24))
+        base &= 0xFFFFFFF0U
+        if base > 0xFFFFFFE0U:
+            return 0
         return base
 
     # --- configuration, events -----------------------------------------------------------------------

@@ -99,18 +99,7 @@ cdef class IB700:
         deliver(WatchdogEvent(self.now_ns, "ib700", _ACTIONS[self.action_code]), self._events, self.on_expire, self._sink)
         return 1
 
-    # --- Machine hooks (not public API) -----------------------------------------------
-    def _due_key(self, uint64_t t):
-        if self.armed and self.deadline_ns <= t and self._timers_on:
-            return (self.deadline_ns, self.seq)
-        return None
-
-    def _expire(self):
-        return self.c_expire()
-
-    def _set_now(self, uint64_t t):
-        self.now_ns = t
-
+    # --- Machine hook (not public API; the compiled Machine core uses the c_* level) ---
     def _share_counter(self, ArmCounter counter not None):
         self.counter = counter
 

@@ -28,7 +28,6 @@ cdef class MachineCore:
     cdef int c_io_write(self, uint32_t port, int size, uint32_t value) except -1 nogil
     cdef uint32_t c_io_read(self, uint32_t port, int size) noexcept nogil
     cdef int c_config_target(self, uint32_t k) noexcept nogil
-    cdef uint64_t c_bar0(self) noexcept nogil
     cdef int c_mem_write(self, uint64_t addr, int size, uint32_t value) except -1 nogil
     cdef uint32_t c_mem_read(self, uint64_t addr, int size) noexcept nogil
     cdef bint c_next_deadline(self, uint64_t* out) noexcept nogil

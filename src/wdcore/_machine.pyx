@@ -13,7 +13,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from wdcore._core cimport (ArmCounter, WD_TIME_MAX_NS, arg_delta, arg_port, arg_size,
-                           arg_time, arg_value, wd_small_int)
+                           arg_time, arg_value, piece_size, wd_small_int)
 from wdcore._ib700 cimport IB700
 from wdcore._i6300esb cimport I6300ESB
 
@@ -53,12 +53,14 @@ cdef enum:  # op stream opcodes (docs/ops.md)
     OP_STEP32 = 15
 
 
-cdef inline int piece_size(uint64_t offset, uint64_t left) noexcept nogil:
-    """QEMU's access split: the largest power of two <= left dividing offset."""
-    cdef int n = 4
-    while <uint64_t>n > left or (offset & <uint64_t>(n - 1)):
-        n >>= 1
-    return n
+cdef inline uint32_t io_region_base(uint32_t addr) noexcept nogil:
+    """First port of the region holding ``addr`` for the split (SPEC.md 5.1):
+    CONFIG_ADDRESS, CONFIG_DATA, or the unclaimed space counted from port 0."""
+    if PCI_CONFIG_ADDRESS <= addr < PCI_CONFIG_DATA:
+        return PCI_CONFIG_ADDRESS
+    if PCI_CONFIG_DATA <= addr < PCI_CONFIG_END:
+        return PCI_CONFIG_DATA
+    return 0
 
 
 cdef inline uint32_t ones(int n) noexcept nogil:
@@ -125,8 +127,7 @@ cdef class MachineCore:
                     with gil:
                         self.ib.c_expire()  # a zero timeout fires at the end of its access
             else:
-                base = (PCI_CONFIG_ADDRESS if PCI_CONFIG_ADDRESS <= addr < PCI_CONFIG_DATA else
-                        PCI_CONFIG_DATA if PCI_CONFIG_DATA <= addr < PCI_CONFIG_END else 0)
+                base = io_region_base(addr)
                 n = piece_size(addr - base, size - off)
                 piece = (value >> (8 * off)) & ones(n)
                 if base == PCI_CONFIG_ADDRESS:
@@ -153,8 +154,7 @@ cdef class MachineCore:
                 n = size - off
                 piece = ones(n)  # the IB700 reads all-ones
             else:
-                base = (PCI_CONFIG_ADDRESS if PCI_CONFIG_ADDRESS <= addr < PCI_CONFIG_DATA else
-                        PCI_CONFIG_DATA if PCI_CONFIG_DATA <= addr < PCI_CONFIG_END else 0)
+                base = io_region_base(addr)
                 n = piece_size(addr - base, size - off)
                 if base == PCI_CONFIG_ADDRESS:
                     piece = self.cfg_addr & ones(n)
@@ -192,25 +192,13 @@ cdef class MachineCore:
         self.c_end_operation()
         return v
 
-    cdef uint64_t c_bar0(self) noexcept nogil:
-        """BAR0's base while the i6300ESB decodes memory, else 0 (SPEC.md 5.3)."""
-        cdef uint64_t base
-        if self.esb is None or not self.esb.cfg[0x04] & 0x02:
-            return 0
-        base = (self.esb.cfg[0x10] | (<uint64_t>self.esb.cfg[0x11] << 8)
-                | (<uint64_t>self.esb.cfg[0x12] << 16) | (<uint64_t>self.esb.cfg[0x13] << 24))
-        base &= 0xFFFFFFF0U
-        if base > 0xFFFFFFE0U:
-            return 0
-        return base
-
     cdef int c_mem_write(self, uint64_t addr, int size, uint32_t value) except -1 nogil:
         cdef uint64_t bar, a
         cdef int off = 0, n, flags
         cdef bint inside
         if self.status_code >= SHUTDOWN:
             return 0
-        bar = self.c_bar0()
+        bar = self.esb.c_bar0() if self.esb is not None else 0
         while off < size:
             a = addr + off
             inside = bar != 0 and bar <= a < bar + BAR0_SIZE
@@ -231,7 +219,7 @@ cdef class MachineCore:
         cdef bint inside
         if self.status_code >= SHUTDOWN:
             return 0
-        bar = self.c_bar0()
+        bar = self.esb.c_bar0() if self.esb is not None else 0
         while off < size:
             a = addr + off
             inside = bar != 0 and bar <= a < bar + BAR0_SIZE

@@ -1,7 +1,8 @@
 """Host-argument validation shared by the Python twins and the Machine.
 
-The compiled core has its own C version of each check (``_core_args.pxi``);
-``tests/test_misuse.py`` holds both to the same messages.  Every error names the
+The compiled core decides in C whether an argument is bad (``_core.pxd``) and then
+calls these checks to raise, so both implementations give the same messages
+(``tests/test_misuse.py`` holds them to it).  Every error names the
 parameter as spelled in the public signature.
 """
 from __future__ import annotations

@@ -53,6 +53,7 @@ class I6300ESB:
         self._now = 0
         self._prev_reboot = False
         self._cfg = bytearray(INITIAL_CONFIG)
+        self._gintsr = False
         self._armed = False
         self._deadline = 0
         self._seq = 0
@@ -191,7 +192,7 @@ class I6300ESB:
         self._seq = 0
 
     def _set_gintsr(self, level: bool) -> None:
-        changed = level != getattr(self, "_gintsr", False)
+        changed = level != self._gintsr
         self._gintsr = level
         if changed and self.on_irq is not None:
             self.on_irq(level)

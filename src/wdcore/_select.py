@@ -29,9 +29,13 @@ if NO_EXTENSIONS and REQUIRE_EXTENSIONS:
     raise ImportError("WDCORE_NO_EXTENSIONS and WDCORE_REQUIRE_EXTENSIONS are both set")
 
 
+def _import_compiled() -> dict[str, ModuleType]:
+    return {name: importlib.import_module(name) for name in COMPILED_MODULES}
+
+
 def _load_compiled() -> dict[str, ModuleType] | None:
     try:
-        return {name: importlib.import_module(name) for name in COMPILED_MODULES}
+        return _import_compiled()
     except ImportError as exc:
         if REQUIRE_EXTENSIONS:
             raise ImportError(
@@ -66,6 +70,6 @@ def implementation(name: str | None = None) -> dict:
 
 def _load_compiled_or_fail() -> dict[str, ModuleType]:
     try:
-        return {name: importlib.import_module(name) for name in COMPILED_MODULES}
+        return _import_compiled()
     except ImportError as exc:
         raise ValueError(f"implementation 'compiled' is not available here ({exc})") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.conftest import BATCH, make_batch, require_compiled
+from bench.conftest import BATCH, call_floor, make_batch, require_compiled
 from wdcore import _select
 
 KINDS = ["compiled", "python", "floor"]
@@ -13,10 +13,10 @@ KINDS = ["compiled", "python", "floor"]
 
 def _device(kind: str):
     if kind == "floor":
-        return require_compiled()["i6300esb"].CallFloor(), None
+        return call_floor(), None
     if kind == "compiled":
         require_compiled()
-    dev = _select.implementation(kind)["i6300esb"].I6300ESB()
+    dev = _select.implementation(kind).I6300ESB()
     return dev, dev
 
 

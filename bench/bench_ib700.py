@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.conftest import BATCH, make_batch, require_compiled
+from bench.conftest import BATCH, call_floor, make_batch, require_compiled
 from wdcore import _select
 
 # (port, size, value): the hot ping a driver sends, and the stop write
@@ -13,10 +13,10 @@ ACCESSES = {"ping": (0x443, 1, 0x0E), "stop": (0x441, 1, 0x00)}
 
 def _target(kind: str):
     if kind == "floor":
-        return require_compiled()["ib700"].CallFloor().io_write, None
+        return call_floor().io_write, None
     if kind == "compiled":
         require_compiled()
-    dev = _select.implementation(kind)["ib700"].IB700()
+    dev = _select.implementation(kind).IB700()
     return dev.io_write, dev
 
 
@@ -44,11 +44,11 @@ STEPS = {"1ns": 1, "1h": 3600 * 1_000_000_000}
 def bench_ib700_advance(benchmark, kind, step):
     benchmark.group = f"ib700.advance[{step}] x{BATCH}"
     if kind == "floor":
-        fn, dev = require_compiled()["ib700"].CallFloor().advance, None
+        fn, dev = call_floor().advance, None
     else:
         if kind == "compiled":
             require_compiled()
-        dev = _select.implementation(kind)["ib700"].IB700()
+        dev = _select.implementation(kind).IB700()
         fn = dev.advance
     batch = make_batch(nargs=1)
     # the rounds must not run out of virtual time: 2**63 ns is 292 years, so an

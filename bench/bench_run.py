@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.conftest import require_compiled
+from bench.conftest import call_floor, require_compiled
 from wdcore import Machine, ops
 
 BAR = 0xE0000000
@@ -51,9 +51,7 @@ def bench_machine_ops(benchmark, kind):
     if kind in ("run", "compiled", "floor"):
         require_compiled()
     if kind == "floor":
-        import wdcore._machine as compiled_machine
-
-        benchmark(per_access_batch(compiled_machine.CallFloor()))
+        benchmark(per_access_batch(call_floor()))
         return
     m = machine("python" if kind == "python" else "compiled")
     if kind == "run":

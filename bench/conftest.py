@@ -34,6 +34,18 @@ def require_compiled():
     return _select.implementation("compiled")
 
 
+def call_floor():
+    """A CallFloor (bench/callfloor.pyx), compiled on first use into build/bench."""
+    require_compiled()
+    import pyximport
+
+    pyximport.install(build_dir=os.path.join(os.path.dirname(__file__), "..", "build", "bench"),
+                      language_level=3, inplace=False)
+    from bench.callfloor import CallFloor
+
+    return CallFloor()
+
+
 def pytest_terminal_summary(terminalreporter, config):
     session = getattr(config, "_benchmarksession", None)
     if session is None or session.disabled or not session.benchmarks:

@@ -37,7 +37,7 @@ def impl(request) -> str:
 
 @pytest.fixture
 def IB700(impl):
-    return _select.implementation(impl)["ib700"].IB700
+    return _select.implementation(impl).IB700
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from wdcore import WatchdogAction, WatchdogEvent
-from wdcore.actions import coerce_action, effect_of
+from wdcore.actions import Request, coerce_action, effect_of
 
 # QEMU's WatchdogAction enum (qapi/run-state.json), in its order, with wire names
 QEMU_NAMES = ["reset", "shutdown", "poweroff", "pause", "debug", "none", "inject-nmi"]
@@ -35,13 +35,13 @@ def test_coerce_rejects_non_actions(bad, exc):
 
 # SPEC.md §4.2: the effect of each action, in one table
 @pytest.mark.parametrize("action, nmi, req, power_off", [
-    ("reset", None, "reset", False),
-    ("shutdown", None, "powerdown", False),
-    ("poweroff", None, None, True),
-    ("pause", None, "stop", False),
-    ("debug", None, None, False),
-    ("none", None, None, False),
-    ("inject-nmi", "NMI", None, False),
+    ("reset", None, Request.RESET, False),
+    ("shutdown", None, Request.POWERDOWN, False),
+    ("poweroff", None, Request(0), True),
+    ("pause", None, Request.STOP, False),
+    ("debug", None, Request(0), False),
+    ("none", None, Request(0), False),
+    ("inject-nmi", "NMI", Request(0), False),
 ])
 def test_effect_table(action, nmi, req, power_off):
     eff = effect_of(WatchdogAction(action))

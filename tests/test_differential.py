@@ -24,10 +24,10 @@ if not _select.HAS_EXTENSIONS:
 
 from wdcore import Machine  # noqa: E402
 
-COMPILED = _select.implementation("compiled")["ib700"].IB700
-TWIN = _select.implementation("python")["ib700"].IB700
-ESB_COMPILED = _select.implementation("compiled")["i6300esb"].I6300ESB
-ESB_TWIN = _select.implementation("python")["i6300esb"].I6300ESB
+COMPILED = _select.implementation("compiled").IB700
+TWIN = _select.implementation("python").IB700
+ESB_COMPILED = _select.implementation("compiled").I6300ESB
+ESB_TWIN = _select.implementation("python").I6300ESB
 
 IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
 SETTINGS = settings(max_examples=300 if IN_CI else 100, stateful_step_count=40, deadline=None)

@@ -53,7 +53,7 @@ ESB_FIELDS = ("now", "action", "armed", "deadline", "seq", "counter", "profile",
 
 @pytest.fixture
 def ESB(impl):
-    return _select.implementation(impl)["i6300esb"].I6300ESB
+    return _select.implementation(impl).I6300ESB
 
 
 # ---------------------------------------------------------------------------------
@@ -1543,7 +1543,7 @@ def test_zero_length_free_running_cycle_does_not_hang(impl):
     instead of stalling the run."""
     code = (
         "from wdcore import _select\n"
-        f"E = _select.implementation({impl!r})['i6300esb'].I6300ESB\n"
+        f"E = _select.implementation({impl!r}).I6300ESB\n"
         "d = E(); d.advance(1000)\n"
         "d.config_write(0x60, 2, 0x20)\n"
         "for reg in (0, 4):\n"
@@ -2283,10 +2283,10 @@ def test_compiled_and_twin_snapshots_identical_and_interchangeable():
     """§3.10: "Both implementations MUST write byte-identical snapshots for identical states
     and accept each other's"."""
     try:
-        Compiled = _select.implementation("compiled")["i6300esb"].I6300ESB
+        Compiled = _select.implementation("compiled").I6300ESB
     except (ImportError, ValueError) as exc:
         pytest.skip(f"compiled core unavailable: {exc}")
-    Twin = _select.implementation("python")["i6300esb"].I6300ESB
+    Twin = _select.implementation("python").I6300ESB
     c, p = _history_device(Compiled), _history_device(Twin)
     assert c.snapshot() == p.snapshot()
     c0, p0 = Compiled(), Twin()

@@ -48,7 +48,7 @@ ESB_FIELDS = ("now", "action", "armed", "deadline", "seq", "counter", "profile",
 
 @pytest.fixture
 def ESB(impl):
-    return _select.implementation(impl)["i6300esb"].I6300ESB
+    return _select.implementation(impl).I6300ESB
 
 
 # ---------------------------------------------------------------------------------
@@ -602,7 +602,7 @@ def _bad_envelopes(ESB):
         "flipped-crc-byte": bytes(flipped_crc),
         "kind-ib700": _snapshot.wrap(_snapshot.KIND_IB700, payload),
         "kind-machine": _snapshot.wrap(_snapshot.KIND_MACHINE, payload),
-        "ib700-snapshot": _select.implementation("python")["ib700"].IB700().snapshot(),
+        "ib700-snapshot": _select.implementation("python").IB700().snapshot(),
         "payload-short": _snapshot.wrap(_snapshot.KIND_I6300ESB, payload[:-1]),
         "payload-long": _snapshot.wrap(_snapshot.KIND_I6300ESB, payload + b"\0"),
         "bad-magic": b"XDCS" + good[4:],
@@ -635,10 +635,10 @@ def test_restore_non_bytes(ESB, data):
 
 def _both():
     try:
-        compiled = _select.implementation("compiled")["i6300esb"].I6300ESB
+        compiled = _select.implementation("compiled").I6300ESB
     except (ImportError, ValueError) as exc:
         pytest.skip(f"compiled core unavailable: {exc}")
-    return compiled, _select.implementation("python")["i6300esb"].I6300ESB
+    return compiled, _select.implementation("python").I6300ESB
 
 
 def _restore_case(name):

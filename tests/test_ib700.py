@@ -882,10 +882,10 @@ def test_compiled_and_twin_snapshots_identical_and_interchangeable(IB700):
     """§3.10 / §2.3: "Both implementations MUST write byte-identical snapshots for
     identical states and accept each other's"."""
     try:
-        Compiled = _select.implementation("compiled")["ib700"].IB700
+        Compiled = _select.implementation("compiled").IB700
     except (ImportError, ValueError) as exc:
         pytest.skip(f"compiled core unavailable: {exc}")
-    Twin = _select.implementation("python")["ib700"].IB700
+    Twin = _select.implementation("python").IB700
     assert IB700 in (Compiled, Twin)
 
     c, p = Compiled(), Twin()

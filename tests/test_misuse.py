@@ -464,10 +464,10 @@ def test_construct_with_bad_action(IB700, bad, exc):
 
 def _both():
     try:
-        compiled = _select.implementation("compiled")["ib700"].IB700
+        compiled = _select.implementation("compiled").IB700
     except (ImportError, ValueError) as exc:
         pytest.skip(f"compiled core unavailable: {exc}")
-    return compiled, _select.implementation("python")["ib700"].IB700
+    return compiled, _select.implementation("python").IB700
 
 
 CROSS_CASES = {

@@ -1,6 +1,10 @@
 # cython: language_level=3
-"""Shared pieces of the compiled core (see _core.pxd)."""
-from wdcore import _args
+"""The shared compiled core (see _core.pxd); twin: _core_py.py."""
+from wdcore import _core_py
+from wdcore._core_py import check_config_offset, check_window_offset
+from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
+
+cdef tuple _ACTIONS = ACTIONS
 
 
 cdef class ArmCounter:
@@ -8,33 +12,178 @@ cdef class ArmCounter:
         self.value = value
 
 
+cdef class Watchdog:
+    """What every watchdog device has (API.md "Devices"); devices add their registers."""
+
+    KIND = "watchdog"  # the device name carried by its events
+
+    def __init__(self, *, action=WatchdogAction.RESET, on_expire=None):
+        self.action_code = ACTION_CODE[coerce_action(action)]
+        self.on_expire = on_expire
+        self.log = []
+        self.counter = ArmCounter()
+        self.timer.running = True
+
+    # --- the C-level contract -------------------------------------------------------
+    cdef void c_arm(self, uint64_t duration_ns) noexcept nogil:
+        self.timer.armed = True
+        self.timer.deadline = self.timer.now + duration_ns
+        self.timer.seq = self.counter.value
+        self.counter.value += 1
+
+    cdef void c_disarm(self) noexcept nogil:
+        self.timer.armed = False
+        self.timer.deadline = 0
+        self.timer.seq = 0
+
+    cdef bint c_due(self, uint64_t when) noexcept nogil:
+        return timer_due(&self.timer, when)
+
+    cdef Timer* c_timer(self) noexcept nogil:
+        return &self.timer
+
+    cdef void c_share_counter(self, ArmCounter counter):
+        self.counter = counter
+
+    cdef int c_expire(self) except -1:
+        if self.timer.deadline > self.timer.now:
+            self.timer.now = self.timer.deadline  # an overdue deadline fires at the current now
+        if self.c_fire():
+            self.expiries += 1
+            return 1
+        return 0
+
+    cdef int c_notify(self) except -1:
+        event = WatchdogEvent(self.timer.now, self.KIND, _ACTIONS[self.action_code])
+        self.log.append(event)
+        if self.on_expire is not None:
+            self.on_expire(event)
+        return 0
+
+    cdef int c_run_until(self, uint64_t t) except -1:
+        cdef uint64_t before = self.expiries  # callbacks may cause more expiries: count them all
+        while self.c_due(t):
+            self.c_skip(t + 1)
+            if self.c_expire():
+                self.c_notify()
+        self.timer.now = t
+        return <int>(self.expiries - before)
+
+    cdef int c_end_access(self, int flags) except -1:
+        if flags & WD_SIGNAL:
+            self.c_signal()
+        while self.c_due(self.timer.now):  # a zero-length timeout fires at the end of its access
+            if self.c_expire():
+                self.c_notify()
+        return 0
+
+    # --- device hooks ---------------------------------------------------------------------
+    cdef int c_fire(self) except -1:
+        raise NotImplementedError
+
+    cdef void c_skip(self, uint64_t limit) noexcept nogil:
+        pass
+
+    cdef int c_signal(self) except -1:
+        return 0
+
+    cdef int c_reset(self) except -1:
+        raise NotImplementedError
+
+    # --- the shared public surface ------------------------------------------------------------
+    @property
+    def now(self):
+        """Current virtual time, ns."""
+        return self.timer.now
+
+    @property
+    def next_deadline(self):
+        """Absolute time of the next timer event in ns, or None when idle."""
+        return self.timer.deadline if self.timer.armed else None
+
+    def advance(self, delta_ns):
+        """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
+        return self.c_run_until(arg_delta(self.timer.now, delta_ns))
+
+    def advance_to(self, t_ns):
+        """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
+        return self.c_run_until(arg_time(self.timer.now, t_ns))
+
+    @property
+    def action(self):
+        return _ACTIONS[self.action_code]
+
+    @action.setter
+    def action(self, action):
+        self.action_code = ACTION_CODE[coerce_action(action)]
+
+    @property
+    def events(self):
+        return self.log
+
+    def clear_events(self):
+        self.log.clear()
+
+    def reset(self):
+        """The device's power-on/system reset (SPEC.md)."""
+        self.c_reset()
+
+    def snapshot(self):
+        return self._state().pack()
+
+    def restore(self, data):
+        self._apply(self.STATE.unpack(_core_py.check_bytes(data)))
+
+    def __reduce__(self):
+        return (_core_py.rebuild, (type(self), self.snapshot()))
+
+
 cdef object as_index(object v, str name):
-    return _args.as_int(v, name)
+    return _core_py.as_int(v, name)
 
 
 # Each raise_* is reached only for an argument the fast check rejected; the twin's
 # check then raises the exact same error.  The trailing raise guards against the
 # two checks ever disagreeing.
 cdef int raise_port(object port) except -1:
-    _args.check_port(port)
+    _core_py.check_port(port)
     raise AssertionError(f"port {port!r} rejected by the compiled check only")
 
 
 cdef int raise_size(object size) except -1:
-    _args.check_size(size)
+    _core_py.check_size(size)
     raise AssertionError(f"size {size!r} rejected by the compiled check only")
 
 
 cdef int raise_value(object value, int size) except -1:
-    _args.check_value(value, size)
+    _core_py.check_value(value, size)
     raise AssertionError(f"value {value!r} rejected by the compiled check only")
 
 
 cdef int raise_delta(uint64_t now, object delta_ns) except -1:
-    _args.check_delta(now, delta_ns)
+    _core_py.check_delta(now, delta_ns)
     raise AssertionError(f"delta_ns {delta_ns!r} rejected by the compiled check only")
 
 
 cdef int raise_time(uint64_t now, object t_ns) except -1:
-    _args.check_time(now, t_ns)
+    _core_py.check_time(now, t_ns)
     raise AssertionError(f"t_ns {t_ns!r} rejected by the compiled check only")
+
+
+cdef unsigned int arg_config_offset(object offset) except? 0xFFFFFFFF:
+    cdef int ovf = 0
+    cdef long long o = as_ll(offset, "offset", &ovf)
+    if ovf or o < 0 or o >= 0x100:
+        check_config_offset(offset)
+        raise AssertionError(f"offset {offset!r} rejected by the compiled check only")
+    return <unsigned int>o
+
+
+cdef unsigned int arg_window_offset(object offset, int size, unsigned int window,
+                                    str name) except? 0xFFFFFFFF:
+    cdef int ovf = 0
+    cdef long long o = as_ll(offset, "offset", &ovf)
+    if ovf or o < 0 or o > <long long>window - size:
+        check_window_offset(offset, size, window, name)
+        raise AssertionError(f"offset {offset!r} rejected by the compiled check only")
+    return <unsigned int>o

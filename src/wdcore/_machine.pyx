@@ -1,26 +1,31 @@
 # cython: language_level=3
-"""The Machine's core, compiled: bus routing, time across devices, run state and QEMU's
-request handling (SPEC.md 4, 5).  Twin: _machine_py.py, which this mirrors line for
-line in behaviour.
+"""The Machine's core, compiled: the PC bus, the timer list, run state, QEMU's requests,
+expiry delivery and the event log (SPEC.md 4, 5).  Twin: _machine_py.py, which this
+mirrors in behaviour, line for line.
 
 Everything on the access path is ``nogil``; the GIL is taken only where Python must
-run: an expiry (events, callbacks), a change of the stage-1 interrupt line, and the
-requests processed at the end of an operation.  ``run`` executes a binary op stream
-(docs/ops.md) with the GIL released for the whole loop, taking it back only there.
+run: an expiry (events, callbacks), a device's line change, and the requests processed
+at the end of an operation.  ``run_stream`` executes a binary op stream (docs/ops.md)
+with the GIL released for the whole loop, taking it back only there.
 """
 cimport cython
+from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from wdcore._core cimport (ArmCounter, WD_TIME_MAX_NS, arg_delta, arg_port, arg_size,
-                           arg_time, arg_value, piece_size, wd_small_int)
+from wdcore._core cimport (ArmCounter, Timer, Watchdog, WD_DUE, WD_SIGNAL, WD_TIME_MAX_NS,
+                           arg_delta, arg_port, arg_size, arg_time, arg_value, piece_size,
+                           timer_before, timer_due, wd_small_int)
 from wdcore._ib700 cimport IB700
 from wdcore._i6300esb cimport I6300ESB
+from wdcore._regs cimport (ESB_SIZE, IB700_PORT_FIRST, IB700_PORT_LAST, PCI_CONFIG_ADDRESS,
+                           PCI_CONFIG_DATA, PCI_CONFIG_END, PCI_CONFIG_ENABLE)
 
-from wdcore._machine_py import GUEST_RESET, HOST_RESET, check_addr
-from wdcore.actions import ACTIONS, effect_of
+from wdcore._core_py import check_addr
+from wdcore.actions import (ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET,
+                            RUN_STATES, Request, RunState, coerce_action)
 
-cdef enum:
+cdef enum:  # run states: positions in actions.RUN_STATES (tests/test_machine_core.py)
     RUNNING = 0
     WATCHDOG = 1
     PAUSED = 2
@@ -28,19 +33,11 @@ cdef enum:
     SHUTDOWN = 4
     POWEROFF = 5
 
-cdef enum:
+cdef enum:  # the bits of actions.Request, in QEMU's handling order
     REQ_SHUTDOWN = 1
     REQ_RESET = 2
     REQ_POWERDOWN = 4
     REQ_STOP = 8
-
-cdef enum:
-    IB700_FIRST = 0x441
-    IB700_END = 0x445
-    PCI_CONFIG_ADDRESS = 0xCF8
-    PCI_CONFIG_DATA = 0xCFC
-    PCI_CONFIG_END = 0xD00
-    BAR0_SIZE = 16
 
 cdef enum:  # op stream opcodes (docs/ops.md)
     OP_OUTB = 0
@@ -51,6 +48,29 @@ cdef enum:  # op stream opcodes (docs/ops.md)
     OP_STEP_BARE = 13
     OP_SET = 14
     OP_STEP32 = 15
+
+# actions.EFFECTS as C data, by action code: requests raised, power off, immediate event
+cdef int N_ACTIONS = len(ACTIONS)
+cdef int EFFECT_REQUESTS[16]
+cdef bint EFFECT_POWER_OFF[16]
+cdef tuple EFFECT_EVENT = tuple(e.immediate_event for e in EFFECTS)
+cdef tuple _ACTIONS = ACTIONS
+for _i, _e in enumerate(EFFECTS):
+    EFFECT_REQUESTS[_i] = int(_e.request)
+    EFFECT_POWER_OFF[_i] = _e.power_off
+
+
+def effect_table():
+    """The C copy of actions.EFFECTS, as (request bits, power_off, immediate event) per
+    action code, for tests/test_actions.py to compare with the Python table."""
+    return tuple((EFFECT_REQUESTS[i], bool(EFFECT_POWER_OFF[i]), EFFECT_EVENT[i])
+                 for i in range(N_ACTIONS))
+
+
+def c_constants():
+    """The C enums of this module, for the tests to compare with the Python tables."""
+    return {"run_states": (RUNNING, WATCHDOG, PAUSED, PRELAUNCH, SHUTDOWN, POWEROFF),
+            "requests": (REQ_SHUTDOWN, REQ_RESET, REQ_POWERDOWN, REQ_STOP)}
 
 
 cdef inline uint32_t io_region_base(uint32_t addr) noexcept nogil:
@@ -77,29 +97,37 @@ cdef inline uint64_t load_le(const uint8_t* p, int n) noexcept nogil:
 
 cdef inline uint64_t arg_addr(object addr, int size) except? 0xFFFFFFFFFFFFFFFF:
     cdef long long v
-    if wd_small_int(addr, &v) and v >= 0:
+    if wd_small_int(addr, &v) and v >= 0:  # at most 2**60: no overflow with size
         return <uint64_t>v
     return <uint64_t>check_addr(addr, size)  # big or bad: the twin's check decides
 
 
-@cython.final
 cdef class MachineCore:
+    """Routing, time, run state, requests and the event log of one Machine."""
+
     def __init__(self, ib700, i6300esb, ArmCounter counter not None, int esb_slot,
-                 bint reboot_shutdown, int action_code, log):
+                 bint reboot_shutdown, int action_code):
+        cdef Watchdog dev
         self.ib = ib700
         self.esb = i6300esb
+        self.devices = tuple(d for d in (ib700, i6300esb) if d is not None)
+        self.n_devices = len(self.devices)
+        for i, d in enumerate(self.devices):
+            dev = <Watchdog?>d
+            dev.c_share_counter(counter)
+            self.timers[i] = dev.c_timer()
+            self.owners[i] = <PyObject*>dev
         self.counter = counter
         self.esb_slot = esb_slot
         self.reboot_shutdown = reboot_shutdown
-        self.action_code = action_code
-        self.log = log
-        for dev in (ib700, i6300esb):
-            if dev is not None:
-                dev._share_counter(counter)
-                dev._sink = self._on_expiry
+        self.action_no = action_code
+        self.log = []
+        self.capture = None
+        self.on_event = None
 
     # --- port I/O ---------------------------------------------------------------------------
     def io_write(self, port, size, value):
+        """A guest OUT of ``size`` bytes to ``port``."""
         cdef unsigned int p = arg_port(port)
         cdef int s = arg_size(size)
         cdef unsigned int v = arg_value(value, s)
@@ -107,6 +135,7 @@ cdef class MachineCore:
         self.c_end_operation()
 
     def io_read(self, port, size):
+        """A guest IN of ``size`` bytes from ``port``."""
         cdef unsigned int p = arg_port(port)
         cdef int s = arg_size(size)
         cdef uint32_t v = self.c_io_read(p, s)
@@ -114,18 +143,16 @@ cdef class MachineCore:
         return v
 
     cdef int c_io_write(self, uint32_t port, int size, uint32_t value) except -1 nogil:
-        cdef int off = 0, n, flags, offset
+        cdef int off = 0, n, offset
         cdef uint32_t addr, base, piece
-        if self.status_code >= SHUTDOWN:
+        if self.status_no >= SHUTDOWN:
             return 0
         while off < size:
             addr = port + off
-            if self.ib is not None and IB700_FIRST <= addr < IB700_END:
+            if self.ib is not None and IB700_PORT_FIRST <= addr <= IB700_PORT_LAST:
                 n = size - off  # the IB700 block takes all remaining bytes as one access
                 piece = (value >> (8 * off)) & ones(n)
-                if self.ib.c_write(addr, n, piece):
-                    with gil:
-                        self.ib.c_expire()  # a zero timeout fires at the end of its access
+                self.c_access_done(self.ib, self.ib.c_write(addr, n, piece))
             else:
                 base = io_region_base(addr)
                 n = piece_size(addr - base, size - off)
@@ -136,21 +163,18 @@ cdef class MachineCore:
                 elif base == PCI_CONFIG_DATA:
                     offset = self.c_config_target(addr - PCI_CONFIG_DATA)
                     if offset >= 0:
-                        flags = self.esb.c_config_write(offset, n, piece)
-                        if flags:
-                            with gil:
-                                self.esb.c_end_access(flags)
+                        self.c_access_done(self.esb, self.esb.c_config_write(offset, n, piece))
             off += n
         return 0
 
     cdef uint32_t c_io_read(self, uint32_t port, int size) noexcept nogil:
         cdef int off = 0, n, offset
         cdef uint32_t addr, base, piece, result = 0
-        if self.status_code >= SHUTDOWN:
+        if self.status_no >= SHUTDOWN:
             return ones(size)
         while off < size:
             addr = port + off
-            if self.ib is not None and IB700_FIRST <= addr < IB700_END:
+            if self.ib is not None and IB700_PORT_FIRST <= addr <= IB700_PORT_LAST:
                 n = size - off
                 piece = ones(n)  # the IB700 reads all-ones
             else:
@@ -160,8 +184,7 @@ cdef class MachineCore:
                     piece = self.cfg_addr & ones(n)
                 elif base == PCI_CONFIG_DATA:
                     offset = self.c_config_target(addr - PCI_CONFIG_DATA)
-                    piece = (ones(n) if offset < 0
-                             else <uint32_t>self.esb.c_config_read(offset, n) & ones(n))
+                    piece = (ones(n) if offset < 0 else self.esb.c_config_read(offset, n) & ones(n))
                 else:
                     piece = ones(n)  # unclaimed
             result |= piece << (8 * off)
@@ -169,9 +192,10 @@ cdef class MachineCore:
         return result
 
     cdef int c_config_target(self, uint32_t k) noexcept nogil:
-        """The i6300ESB register offset for CONFIG_DATA offset k, or -1 (SPEC.md 5.2)."""
+        """Configuration mechanism #1: the i6300ESB's register offset for data port
+        offset k, or -1 (bit 31 clear, another function, or no i6300ESB; SPEC.md 5.2)."""
         cdef uint32_t ca = self.cfg_addr
-        if not ca & 0x80000000U or self.esb is None:
+        if not ca & PCI_CONFIG_ENABLE or self.esb is None:
             return -1
         if (ca >> 16) & 0xFF or ((ca >> 11) & 0x1F) != <uint32_t>self.esb_slot or (ca >> 8) & 0x07:
             return -1
@@ -179,6 +203,7 @@ cdef class MachineCore:
 
     # --- memory -------------------------------------------------------------------------------
     def mem_write(self, addr, size, value):
+        """A guest store of ``size`` bytes at physical ``addr``."""
         cdef int s = arg_size(size)
         cdef uint64_t a = arg_addr(addr, s)
         cdef unsigned int v = arg_value(value, s)
@@ -186,6 +211,7 @@ cdef class MachineCore:
         self.c_end_operation()
 
     def mem_read(self, addr, size):
+        """A guest load of ``size`` bytes at physical ``addr``."""
         cdef int s = arg_size(size)
         cdef uint64_t a = arg_addr(addr, s)
         cdef uint32_t v = self.c_mem_read(a, s)
@@ -194,21 +220,18 @@ cdef class MachineCore:
 
     cdef int c_mem_write(self, uint64_t addr, int size, uint32_t value) except -1 nogil:
         cdef uint64_t bar, a
-        cdef int off = 0, n, flags
+        cdef int off = 0, n
         cdef bint inside
-        if self.status_code >= SHUTDOWN:
+        if self.status_no >= SHUTDOWN:
             return 0
-        bar = self.esb.c_bar0() if self.esb is not None else 0
+        bar = self.esb.c_bar0() if self.esb is not None else 0  # re-read per access, never cached
         while off < size:
             a = addr + off
-            inside = bar != 0 and bar <= a < bar + BAR0_SIZE
+            inside = bar != 0 and bar <= a < bar + ESB_SIZE
             n = piece_size(a - bar if inside else a, size - off)
-            if inside:
-                flags = self.esb.c_mmio_write(<unsigned int>(a - bar), n,
-                                              (value >> (8 * off)) & ones(n))
-                if flags:
-                    with gil:
-                        self.esb.c_end_access(flags)
+            if inside:  # elsewhere: unassigned, the write is dropped
+                self.c_access_done(self.esb, self.esb.c_mmio_write(
+                    <unsigned int>(a - bar), n, (value >> (8 * off)) & ones(n)))
             off += n
         return 0
 
@@ -217,29 +240,37 @@ cdef class MachineCore:
         cdef int off = 0, n
         cdef uint32_t result = 0
         cdef bint inside
-        if self.status_code >= SHUTDOWN:
+        if self.status_no >= SHUTDOWN:
             return 0
         bar = self.esb.c_bar0() if self.esb is not None else 0
         while off < size:
             a = addr + off
-            inside = bar != 0 and bar <= a < bar + BAR0_SIZE
+            inside = bar != 0 and bar <= a < bar + ESB_SIZE
             n = piece_size(a - bar if inside else a, size - off)
-            if inside:
+            if inside:  # unassigned memory reads 0 per lane
                 result |= self.esb.c_mmio_read(<unsigned int>(a - bar), n) << (8 * off)
             off += n
         return result
 
+    cdef int c_access_done(self, Watchdog dev, int flags) except -1 nogil:
+        """After one device access: its line change, then what it made due at now (a
+        zero-length timeout fires at the end of its access)."""
+        if flags & WD_SIGNAL:
+            with gil:
+                dev.c_signal()
+        if flags & WD_DUE:
+            self.c_fire_due(self.now_ns)
+        return 0
+
     # --- time -----------------------------------------------------------------------------------
     @property
     def now(self):
+        """Current virtual time, ns."""
         return self.now_ns
 
     @property
-    def status(self):
-        return self.status_code
-
-    @property
     def next_deadline(self):
+        """The earliest device deadline in ns while running, else None."""
         cdef uint64_t d
         if self.c_next_deadline(&d):
             return d
@@ -247,27 +278,28 @@ cdef class MachineCore:
 
     cdef bint c_next_deadline(self, uint64_t* out) noexcept nogil:
         cdef bint found = False
-        if self.status_code != RUNNING:
+        cdef int i
+        if self.status_no != RUNNING:
             return False
-        if self.ib is not None and self.ib.armed:
-            out[0] = self.ib.deadline_ns
-            found = True
-        if self.esb is not None and self.esb.armed and (not found or self.esb.deadline_ns < out[0]):
-            out[0] = self.esb.deadline_ns
-            found = True
+        for i in range(self.n_devices):
+            if self.timers[i].armed and (not found or self.timers[i].deadline < out[0]):
+                out[0] = self.timers[i].deadline
+                found = True
         return found
 
     def advance(self, delta_ns):
+        """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
         return self.c_run_until(arg_delta(self.now_ns, delta_ns))
 
     def advance_to(self, t_ns):
+        """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
         return self.c_run_until(arg_time(self.now_ns, t_ns))
 
     cdef int c_run_until(self, uint64_t t) except -1 nogil:
         cdef uint64_t before = self.expiries  # counts expiries caused by callbacks too
-        if self.status_code == RUNNING:
+        if self.status_no == RUNNING:
             self.c_fire_due(t)
-            if self.status_code == POWEROFF:  # QEMU exited inside the expiry
+            if self.status_no == POWEROFF:  # QEMU exited inside the expiry: time stays there
                 return <int>(self.expiries - before)
         self.c_set_now(t)
         self.c_end_operation()
@@ -275,131 +307,165 @@ cdef class MachineCore:
 
     cdef int c_fire_due(self, uint64_t t) except -1 nogil:
         """Handle every device deadline <= t, one at a time, in (deadline, arming) order."""
-        cdef bint ib_due, esb_due, esb_first
-        cdef uint64_t limit, when
-        while self.status_code == RUNNING:
-            ib_due = self.ib is not None and self.ib.armed and self.ib._timers_on and self.ib.deadline_ns <= t
-            esb_due = self.esb is not None and self.esb.c_due(t)
-            if not ib_due and not esb_due:
+        cdef int i, best
+        while self.status_no == RUNNING:
+            best = -1
+            for i in range(self.n_devices):
+                if timer_due(self.timers[i], t) and (best < 0 or timer_before(self.timers[i], self.timers[best])):
+                    best = i
+            if best < 0:
                 break
-            esb_first = esb_due and (not ib_due or self.esb.deadline_ns < self.ib.deadline_ns
-                                     or (self.esb.deadline_ns == self.ib.deadline_ns
-                                         and self.esb.seq < self.ib.seq))
-            if esb_first:
-                # whole free-running cycles ending before anything else is due are
-                # unobservable: jump them in O(1) (SPEC.md 3.6)
-                limit = t + 1
-                if ib_due and self.ib.deadline_ns < limit:
-                    limit = self.ib.deadline_ns
-                self.esb.c_skip_cycles(limit)
-                when = self.esb.deadline_ns
-            else:
-                when = self.ib.deadline_ns
-            if when > self.now_ns:
-                self.c_set_now(when)  # overdue deadlines fire at the current now
             with gil:
-                if esb_first:
-                    self.esb.c_expire()
-                else:
-                    self.ib.c_expire()
+                self.c_expire_one(best, t)
+        return 0
+
+    cdef int c_expire_one(self, int i, uint64_t t) except -1:
+        cdef Watchdog dev = <Watchdog>self.owners[i]
+        cdef uint64_t limit = t + 1
+        cdef int j
+        # whole unobservable cycles that end before anything else is due are jumped
+        # in O(1) (SPEC.md 3.6)
+        for j in range(self.n_devices):
+            if j != i and timer_due(self.timers[j], t) and self.timers[j].deadline < limit:
+                limit = self.timers[j].deadline
+        dev.c_skip(limit)
+        if self.timers[i].deadline > self.now_ns:
+            self.c_set_now(self.timers[i].deadline)  # overdue deadlines fire at the current now
+        if dev.c_expire():
+            self.c_deliver(dev)
+        return 0
+
+    cdef int c_deliver(self, Watchdog dev) except -1:
+        """The one place an expiry becomes its effect (SPEC.md 4.2, 4.5): the device's log
+        and on_expire, then, even if that raised, WATCHDOG and the action's effect."""
+        cdef int code = dev.action_code
+        cdef uint64_t when = self.now_ns
+        cdef int req
+        try:
+            dev.c_notify()
+        finally:
+            self.expiries += 1
+            self.c_log("WATCHDOG", {"action": _ACTIONS[code].value}, when)
+            if EFFECT_EVENT[code] is not None:
+                self.c_log(EFFECT_EVENT[code], {}, when)
+            if EFFECT_POWER_OFF[code]:
+                self.requests = 0
+                self.c_set_status(POWEROFF)
+            else:
+                req = EFFECT_REQUESTS[code]
+                if req & REQ_RESET:
+                    self.c_request_reset(GUEST_RESET)
+                self.requests |= req & ~REQ_RESET
         return 0
 
     cdef void c_set_now(self, uint64_t t) noexcept nogil:
+        cdef int i
         self.now_ns = t
-        if self.ib is not None:
-            self.ib.now_ns = t
-        if self.esb is not None:
-            self.esb.now_ns = t
+        for i in range(self.n_devices):
+            self.timers[i].now = t
 
     # --- run state ----------------------------------------------------------------------------
+    @property
+    def status_code(self):
+        return self.status_no
+
+    @property
+    def action(self):
+        """The action in force; settable at any time, like QMP watchdog-set-action."""
+        return _ACTIONS[self.action_no]
+
+    @action.setter
+    def action(self, action):
+        cdef int code = ACTION_CODE[coerce_action(action)]
+        self.action_no = code
+        for dev in self.devices:
+            dev.action = _ACTIONS[code]
+
     def pause(self):
-        if self.status_code == RUNNING:
+        """Like QMP stop."""
+        if self.status_no == RUNNING:
             self.c_set_status(PAUSED)
-            self.log("STOP", {}, self.now_ns)
+            self.c_log("STOP", {}, self.now_ns)
         self.c_end_operation()
 
     def resume(self):
-        if self.status_code in (WATCHDOG, PAUSED, PRELAUNCH):
+        """Like QMP cont."""
+        if self.status_no in (WATCHDOG, PAUSED, PRELAUNCH):
             self.c_set_status(RUNNING)
-            self.log("RESUME", {}, self.now_ns)
+            self.c_log("RESUME", {}, self.now_ns)
             self.c_fire_due(self.now_ns)
         self.c_end_operation()
 
     def system_reset(self):
-        if self.status_code < SHUTDOWN:
-            self.request_reset(HOST_RESET)
+        """Like QMP system_reset: every device's reset, at the end of the call."""
+        if self.status_no < SHUTDOWN:
+            self.c_request_reset(HOST_RESET)
         self.c_end_operation()
 
-    def set_action(self, int code):
-        self.action_code = code
-        for dev in (self.ib, self.esb):
-            if dev is not None:
-                dev.action = ACTIONS[code]
-
     cdef void c_set_status(self, int status) noexcept nogil:
-        self.status_code = status
-        if self.ib is not None:
-            self.ib._timers_on = status == RUNNING
-        if self.esb is not None:
-            self.esb._timers_on = status == RUNNING
+        cdef int i
+        self.status_no = status
+        for i in range(self.n_devices):
+            self.timers[i].running = status == RUNNING
 
-    cdef request_reset(self, dict data):
+    cdef int c_request_reset(self, dict data) except -1:
         cdef int kind = REQ_SHUTDOWN if self.reboot_shutdown else REQ_RESET  # -no-reboot
         if not self.requests & kind:
             self.requests |= kind
             self.reset_data = data
-
-    def _on_expiry(self, event):
-        """The one place an expiry becomes its effect (SPEC.md 4.2)."""
-        self.expiries += 1
-        self.log("WATCHDOG", {"action": event.action.value}, event.time_ns)
-        effect = effect_of(event.action)
-        if effect.immediate_event is not None:
-            self.log(effect.immediate_event, {}, event.time_ns)
-        if effect.power_off:
-            self.requests = 0
-            self.c_set_status(POWEROFF)
-        elif effect.request == "reset":
-            self.request_reset(GUEST_RESET)
-        elif effect.request == "powerdown":
-            self.requests |= REQ_POWERDOWN
-        elif effect.request == "stop":
-            self.requests |= REQ_STOP
+        return 0
 
     cdef int c_end_operation(self) except -1 nogil:
         """QEMU's main loop after a command: shutdown, reset, powerdown, stop."""
         if self.requests:
             with gil:
-                self.process_requests()
+                self.c_process_requests()
         return 0
 
-    cdef int process_requests(self) except -1:
+    cdef int c_process_requests(self) except -1:
         cdef int requests = self.requests
         self.requests = 0
-        if self.status_code >= SHUTDOWN:
+        if self.status_no >= SHUTDOWN:
             return 0
         if requests & REQ_SHUTDOWN:
-            self.log("SHUTDOWN", dict(self.reset_data), self.now_ns)
+            self.c_log("SHUTDOWN", dict(self.reset_data), self.now_ns)
             self.c_set_status(SHUTDOWN)
             return 0
         if requests & REQ_RESET:
-            for dev in (self.ib, self.esb):
-                if dev is not None:
-                    dev.reset()
-            self.log("RESET", dict(self.reset_data), self.now_ns)
-            if self.status_code != RUNNING:
+            for dev in self.devices:
+                (<Watchdog>dev).c_reset()
+            self.c_log("RESET", dict(self.reset_data), self.now_ns)
+            if self.status_no != RUNNING:
                 self.c_set_status(PRELAUNCH)
         if requests & REQ_POWERDOWN:
-            self.log("POWERDOWN", {}, self.now_ns)
-        if requests & REQ_STOP and self.status_code == RUNNING:
+            self.c_log("POWERDOWN", {}, self.now_ns)
+        if requests & REQ_STOP and self.status_no == RUNNING:
             self.c_set_status(WATCHDOG)
-            self.log("STOP", {}, self.now_ns)
+            self.c_log("STOP", {}, self.now_ns)
         return 0
 
+    # --- the event log ------------------------------------------------------------------------
+    cdef int c_log(self, str name, dict data, uint64_t time_ns) except -1:
+        entry = {"event": name, "data": data, "time_ns": time_ns}
+        self.log.append(entry)
+        if self.capture is not None:
+            self.capture.append(entry)
+        if self.on_event is not None:
+            self.on_event(entry)
+        return 0
+
+    @property
+    def events(self):
+        """The QMP-shaped event log (API.md)."""
+        return self.log
+
+    def clear_events(self):
+        self.log.clear()
+
     # --- op streams -------------------------------------------------------------------------------
-    def run(self, bytes data not None):
+    def run_stream(self, bytes data not None):
         """Execute a binary op stream (docs/ops.md) with the GIL released; returns
-        (ops executed, values read)."""
+        (ops executed, values read, events logged during the run)."""
         cdef const uint8_t* buf = <const uint8_t*>PyBytes_AS_STRING(data)
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
         cdef ReadBuffer reads
@@ -407,11 +473,13 @@ cdef class MachineCore:
         reads.values = NULL
         reads.count = 0
         reads.capacity = 0
+        outer, self.capture = self.capture, []
         try:
             with nogil:
                 self.c_run(buf, n, &reads, &executed)
-            return executed, [reads.values[i] for i in range(reads.count)]
+            return executed, [reads.values[i] for i in range(reads.count)], self.capture
         finally:
+            self.capture = outer
             free(reads.values)
 
     cdef int c_run(self, const uint8_t* buf, Py_ssize_t n, ReadBuffer* reads,
@@ -421,7 +489,7 @@ cdef class MachineCore:
         cdef uint64_t arg, target
         cdef uint32_t value
         while pos < n:
-            if self.status_code >= SHUTDOWN:
+            if self.status_no >= SHUTDOWN:
                 break
             code = buf[pos] & 0x0F
             if code == OP_STEP_BARE:
@@ -474,15 +542,15 @@ cdef class MachineCore:
 
     # --- state for snapshots --------------------------------------------------------------------
     def get_state(self):
-        return self.now_ns, self.status_code, self.action_code, self.cfg_addr
+        """(now, status code, action code, PCI CONFIG_ADDRESS)."""
+        return self.now_ns, self.status_no, self.action_no, self.cfg_addr
 
     def set_state(self, uint64_t now, int status, int action_code, uint32_t config_address):
         self.now_ns = now
-        self.action_code = action_code
+        self.action_no = action_code
         self.cfg_addr = config_address
         self.requests = 0
         self.c_set_status(status)
-
 
 
 cdef int push_read(ReadBuffer* r, uint32_t value) except -1 nogil:
@@ -499,24 +567,3 @@ cdef int push_read(ReadBuffer* r, uint32_t value) except -1 nogil:
     r.values[r.count] = value
     r.count += 1
     return 0
-
-
-@cython.final
-cdef class CallFloor:
-    """Empty methods with the Machine's per-access signatures: the cost of the Python
-    call alone, the floor any per-access API pays (bench/bench_run.py)."""
-
-    def io_write(self, port, size, value):
-        pass
-
-    def io_read(self, port, size):
-        pass
-
-    def mem_write(self, addr, size, value):
-        pass
-
-    def mem_read(self, addr, size):
-        pass
-
-    def advance(self, delta_ns):
-        pass

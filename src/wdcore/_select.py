@@ -2,20 +2,35 @@
 
 ``WDCORE_NO_EXTENSIONS=1`` selects the twin.  ``WDCORE_REQUIRE_EXTENSIONS=1`` turns a
 missing or broken compiled core into an ImportError instead of a silent fallback.
+:func:`implementation` gives either one's classes as an :class:`Implementation`.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import os
-from types import ModuleType
+from dataclasses import dataclass
 
-#: every compiled module, with its twin (tests/test_packaging.py checks this table)
+#: every compiled module, with its twin (tests/test_packaging.py checks this table
+#: against setup.py)
 COMPILED_MODULES = {
-    "wdcore._core": None,
+    "wdcore._core": "wdcore._core_py",
     "wdcore._ib700": "wdcore._ib700_py",
     "wdcore._i6300esb": "wdcore._i6300esb_py",
     "wdcore._machine": "wdcore._machine_py",
 }
+NAMES = ("compiled", "python")
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """The classes of one implementation of the core."""
+
+    name: str              #: "compiled" or "python"
+    IB700: type
+    I6300ESB: type
+    ArmCounter: type
+    MachineCore: type      #: what wdcore.Machine derives from on this implementation
 
 
 def _flag(name: str) -> bool:
@@ -29,13 +44,14 @@ if NO_EXTENSIONS and REQUIRE_EXTENSIONS:
     raise ImportError("WDCORE_NO_EXTENSIONS and WDCORE_REQUIRE_EXTENSIONS are both set")
 
 
-def _import_compiled() -> dict[str, ModuleType]:
-    return {name: importlib.import_module(name) for name in COMPILED_MODULES}
+def _build(name: str, modules: list[str]) -> Implementation:
+    core, ib700, esb, machine = (importlib.import_module(m) for m in modules)
+    return Implementation(name, ib700.IB700, esb.I6300ESB, core.ArmCounter, machine.MachineCore)
 
 
-def _load_compiled() -> dict[str, ModuleType] | None:
+def _load_compiled() -> Implementation | None:
     try:
-        return _import_compiled()
+        return _build("compiled", list(COMPILED_MODULES))
     except ImportError as exc:
         if REQUIRE_EXTENSIONS:
             raise ImportError(
@@ -48,28 +64,26 @@ COMPILED = None if NO_EXTENSIONS else _load_compiled()
 HAS_EXTENSIONS = COMPILED is not None
 
 
-def implementation(name: str | None = None) -> dict:
-    """Device modules by kind for ``name`` = "compiled", "python" or None (the default)."""
+@functools.lru_cache(maxsize=None)
+def _python() -> Implementation:
+    """The twin, imported only when asked for: a compiled run never loads it."""
+    return _build("python", list(COMPILED_MODULES.values()))
+
+
+def implementation(name: str | None = None) -> Implementation:
+    """The classes of implementation ``name``: "compiled", "python", or None/"auto" for
+    the one in use (the compiled core when present)."""
     if name is None or name == "auto":
-        name = "compiled" if HAS_EXTENSIONS else "python"
-    if name == "compiled":
-        mods = COMPILED if COMPILED is not None else _load_compiled_or_fail()
-        return {"name": "compiled", "ib700": mods["wdcore._ib700"],
-                "i6300esb": mods["wdcore._i6300esb"], "ArmCounter": mods["wdcore._core"].ArmCounter,
-                "machine": mods["wdcore._machine"]}
+        return COMPILED if COMPILED is not None else _python()
     if name == "python":
-        twin = importlib.import_module("wdcore._ib700_py")
-        return {"name": "python", "ib700": twin,
-                "i6300esb": importlib.import_module("wdcore._i6300esb_py"),
-                "ArmCounter": twin.ArmCounter,
-                "machine": importlib.import_module("wdcore._machine_py")}
+        return _python()
+    if name == "compiled":
+        if COMPILED is not None:
+            return COMPILED
+        try:
+            return _build("compiled", list(COMPILED_MODULES))
+        except ImportError as exc:
+            raise ValueError(f"implementation 'compiled' is not available here ({exc})") from exc
     if not isinstance(name, str):
         raise TypeError(f"implementation must be a str or None, not {type(name).__name__}")
     raise ValueError(f"implementation must be 'auto', 'compiled' or 'python', not {name!r}")
-
-
-def _load_compiled_or_fail() -> dict[str, ModuleType]:
-    try:
-        return _import_compiled()
-    except ImportError as exc:
-        raise ValueError(f"implementation 'compiled' is not available here ({exc})") from exc

@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from wdcore._args import TIME_MAX_NS, check_bytes
+from wdcore._core_py import TIME_MAX_NS, check_bytes
 
 MAGIC = b"WDCS"
 FORMAT_VERSION = 1

@@ -11,7 +11,8 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-__all__ = ["WatchdogAction", "WatchdogEvent", "Effect", "effect_of", "coerce_action", "deliver"]
+__all__ = ["WatchdogAction", "WatchdogEvent", "Request", "Effect", "EFFECTS", "effect_of", "coerce_action", "RunState",
+           "RUN_STATES"]
 
 
 class WatchdogAction(str, enum.Enum):
@@ -29,6 +30,30 @@ class WatchdogAction(str, enum.Enum):
         return self.value
 
 
+class RunState(str, enum.Enum):
+    """QEMU's run-state names as a Machine reports them (``Machine.status``); a member
+    equals its plain string.  "poweroff" is wdcore's: QEMU has exited by then (it has no
+    such state), and "prelaunch" is used as QEMU does after a reset while stopped.  The
+    position of a member is its code in snapshots and inside the Machine cores."""
+
+    RUNNING = "running"
+    WATCHDOG = "watchdog"    # paused by a watchdog expiry with action pause
+    PAUSED = "paused"        # QMP stop
+    PRELAUNCH = "prelaunch"  # a reset while stopped: not running until resumed
+    SHUTDOWN = "shutdown"    # finished (-no-reboot reset)
+    POWEROFF = "poweroff"    # finished: wdcore's name for "QEMU has exited"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+RUN_STATES: tuple[RunState, ...] = tuple(RunState)
+
+#: the data of QEMU's RESET and SHUTDOWN events, by who asked
+GUEST_RESET = {"guest": True, "reason": "guest-reset"}
+HOST_RESET = {"guest": False, "reason": "host-qmp-system-reset"}
+
+
 #: The members in QEMU's enum order; a member's position is its code in snapshots
 #: and inside the compiled core.
 ACTIONS: tuple[WatchdogAction, ...] = tuple(WatchdogAction)
@@ -41,20 +66,6 @@ class WatchdogEvent(NamedTuple):
     time_ns: int
     device: str
     action: WatchdogAction
-
-
-def deliver(event: WatchdogEvent, events: list, on_expire, sink) -> None:
-    """Report one expiry, in the order SPEC.md §4.5 fixes: the device's event log, its
-    ``on_expire`` callback, then the owning Machine's hook (``sink``).  The hook runs
-    even if the callback raises, so the Machine never misses an expiry; the exception
-    then propagates to the host call that ran the timer."""
-    events.append(event)
-    try:
-        if on_expire is not None:
-            on_expire(event)
-    finally:
-        if sink is not None:
-            sink(event)
 
 
 def coerce_action(action: object, name: str = "action") -> WatchdogAction:
@@ -70,25 +81,37 @@ def coerce_action(action: object, name: str = "action") -> WatchdogAction:
     raise TypeError(f"{name} must be a WatchdogAction or its name, not {type(action).__name__}")
 
 
+class Request(enum.IntFlag):
+    """QEMU's main-loop requests, handled at the end of the operation that raised them, in
+    this order (SPEC.md §4.2).  The values are the bits the Machine cores keep pending."""
+
+    SHUTDOWN = 1   # -no-reboot turns a reset request into this; the Machine is finished
+    RESET = 2      # every device's system reset
+    POWERDOWN = 4  # ACPI power button: a POWERDOWN event, the guest keeps running
+    STOP = 8       # the run state becomes "watchdog"
+
+
 class Effect(NamedTuple):
     """What the Machine does for an expiry (SPEC.md §4.2)."""
 
     immediate_event: str | None  # logged right after WATCHDOG, at the expiry ("NMI")
-    request: str | None          # main-loop request handled at the end of the operation
+    request: Request             # main-loop requests raised (Request(0): none)
     power_off: bool              # QEMU exits inside the timer callback
 
 
-_EFFECTS: dict[WatchdogAction, Effect] = {
-    WatchdogAction.RESET: Effect(None, "reset", False),
-    WatchdogAction.SHUTDOWN: Effect(None, "powerdown", False),
-    WatchdogAction.POWEROFF: Effect(None, None, True),
-    WatchdogAction.PAUSE: Effect(None, "stop", False),
-    WatchdogAction.DEBUG: Effect(None, None, False),
-    WatchdogAction.NONE: Effect(None, None, False),
-    WatchdogAction.INJECT_NMI: Effect("NMI", None, False),
-}
+#: The one table from an expiry's action to its effect, in ACTIONS order.  The compiled
+#: Machine core copies it into C arrays at import (tests/test_actions.py compares them).
+EFFECTS: tuple[Effect, ...] = tuple({
+    WatchdogAction.RESET: Effect(None, Request.RESET, False),
+    WatchdogAction.SHUTDOWN: Effect(None, Request.POWERDOWN, False),
+    WatchdogAction.POWEROFF: Effect(None, Request(0), True),
+    WatchdogAction.PAUSE: Effect(None, Request.STOP, False),
+    WatchdogAction.DEBUG: Effect(None, Request(0), False),
+    WatchdogAction.NONE: Effect(None, Request(0), False),
+    WatchdogAction.INJECT_NMI: Effect("NMI", Request(0), False),  # NMI: a wdcore event, see docs
+}[a] for a in ACTIONS)
 
 
 def effect_of(action: WatchdogAction) -> Effect:
-    """The single mapping from an expiry's action to its effect."""
-    return _EFFECTS[action]
+    """The effect of an expiry carrying ``action``."""
+    return EFFECTS[ACTION_CODE[action]]

@@ -1,48 +1,65 @@
 """The Machine: watchdogs on a minimal PC bus, with QEMU's action semantics.
 
-A thin wrapper.  It validates the configuration, builds the devices, owns the QMP-shaped
-event log and the snapshot format, and hands every access, time step and run-state
-change to a *core*: ``_machine.pyx`` (compiled) or ``_machine_py.py`` (its twin).  The
-per-access methods (``io_write``, ``io_read``, ``mem_write``, ``mem_read``, ``advance``,
-``advance_to``) are the core's own, bound on the instance, so a host calling them from
-its I/O hooks pays no wrapper cost.
+``Machine`` holds what is the same on both implementations: it validates the
+configuration, builds the devices, and owns the snapshot format and ``run``'s op
+encoding.  Everything else — the per-access methods, time, the run state, requests and
+the event log — it *inherits* from the implementation's core: ``Machine(...)`` makes an
+instance of a subclass that derives from ``Machine`` and from ``_machine.MachineCore``
+(compiled) or ``_machine_py.MachineCore`` (its twin), chosen by ``implementation``.  A
+host calling ``m.io_write`` from its I/O hooks calls the core's method directly.
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
+from typing import List, TypedDict
 
 from wdcore import _snapshot
 from wdcore import ops as _ops
-from wdcore._args import as_int, check_bytes
+from wdcore._core_py import as_int, check_bool, check_bytes
 from wdcore._select import implementation as _implementation
-from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, coerce_action
+from wdcore.actions import ACTIONS, RUN_STATES, RunState, WatchdogAction, coerce_action
 from wdcore.regs import PROFILES
 
-__all__ = ["Machine", "RunResult", "DEVICE_KINDS"]
+__all__ = ["Machine", "RunResult", "MachineEvent", "DEVICE_KINDS"]
 
 #: device kinds a Machine can hold, in snapshot order
 DEVICE_KINDS = ("ib700", "i6300esb")
 REBOOT_ACTIONS = ("reset", "shutdown")
-STATUSES = ("running", "watchdog", "paused", "prelaunch", "shutdown", "poweroff")
 
-_MACHINE = struct.Struct("<BBBBB QBBIQ")  # config: kinds, slot, profile, reboot, s1i;
-#                                            state: now, status, action, cfg addr, counter
-_LEN = struct.Struct("<I")
+
+class MachineEvent(TypedDict):
+    """One entry of ``Machine.events``, shaped like a QMP event: ``event`` is QEMU's name
+    (WATCHDOG, RESET, STOP, RESUME, SHUTDOWN, POWERDOWN; NMI is wdcore's, for
+    inject-nmi), ``data`` QEMU's data, ``time_ns`` the virtual time in ns."""
+
+    event: str
+    data: dict
+    time_ns: int
 
 
 @dataclass
 class RunResult:
-    """What ``Machine.run`` did: ops executed (the one that powered off or shut down
-    included), values read (in order), and the events logged during the run."""
+    """What ``Machine.run`` did."""
 
-    ops_executed: int
-    reads: list = field(default_factory=list)
-    events: list = field(default_factory=list)
+    ops_executed: int                                         #: the one that finished the Machine included
+    reads: List[int] = field(default_factory=list)            #: values read, in order
+    events: List[MachineEvent] = field(default_factory=list)  #: events logged during the run
 
 
 class Machine:
-    """Watchdog devices on a PC bus, driven by a host through port I/O, memory and time."""
+    """Watchdog devices on a PC bus, driven by a host through port I/O, memory and time.
+
+    The access and time methods (``io_write``, ``io_read``, ``mem_write``, ``mem_read``,
+    ``advance(delta_ns)``, ``advance_to(t_ns)``, ``now`` and ``next_deadline`` in ns,
+    ``pause``, ``resume``, ``system_reset``, ``action``, ``events``, ``clear_events``,
+    ``on_event``) come from the implementation's core; see API.md."""
+
+    _concrete: dict = {}
+
+    def __new__(cls, *args, implementation=None, **kw):
+        if cls is Machine:
+            cls = _machine_class(_implementation(implementation))
+        return super().__new__(cls)
 
     def __init__(self, devices=None, *, action=WatchdogAction.RESET, esb_slot=2,
                  profile="qemu", reboot_action="reset", stage1_interrupt=False,
@@ -55,39 +72,26 @@ class Machine:
             raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
         if reboot_action not in REBOOT_ACTIONS:
             raise ValueError(f"reboot_action must be 'reset' or 'shutdown'; got {reboot_action!r}")
-        if not isinstance(stage1_interrupt, bool):
-            raise TypeError(f"stage1_interrupt must be a bool, not {type(stage1_interrupt).__name__}")
+        check_bool(stage1_interrupt, "stage1_interrupt")
         action = coerce_action(action)
-        impl = _implementation(implementation)
+        impl = self._impl
 
         self._kinds = kinds
         self._esb_slot = slot
         self._profile = profile
         self._reboot_action = reboot_action
         self._stage1_interrupt = stage1_interrupt
-        self._implementation = impl["name"]
-        self._counter = impl["ArmCounter"]()
-        self.ib700 = impl["ib700"].IB700(action=action) if "ib700" in kinds else None
-        self.i6300esb = (impl["i6300esb"].I6300ESB(action=action, profile=profile,
-                                                   stage1_interrupt=stage1_interrupt)
+        self._counter = impl.ArmCounter()
+        self.ib700 = impl.IB700(action=action) if "ib700" in kinds else None
+        self.i6300esb = (impl.I6300ESB(action=action, profile=profile,
+                                       stage1_interrupt=stage1_interrupt)
                          if "i6300esb" in kinds else None)
         self._devices = [d for d in (self.ib700, self.i6300esb) if d is not None]
-        self._events: list[dict] = []
-        self._capture: list[dict] | None = None  # events of the run in progress
-        self.on_event = None
-        self._core = impl["machine"].MachineCore(self.ib700, self.i6300esb, self._counter, slot,
-                                                 reboot_action == "shutdown",
-                                                 ACTION_CODE[action], self._log)
-        core = self._core
-        self.io_write = core.io_write
-        self.io_read = core.io_read
-        self.mem_write = core.mem_write
-        self.mem_read = core.mem_read
-        self.advance = core.advance
-        self.advance_to = core.advance_to
+        impl.MachineCore.__init__(self, self.ib700, self.i6300esb, self._counter, slot,
+                                  reboot_action == "shutdown", ACTIONS.index(action))
 
     @staticmethod
-    def _check_devices(devices) -> tuple[str, ...]:
+    def _check_devices(devices) -> tuple:
         if devices is None:
             return DEVICE_KINDS
         if isinstance(devices, str) or not hasattr(devices, "__iter__"):
@@ -100,72 +104,15 @@ class Machine:
             raise ValueError("devices: each device may appear once")
         return kinds
 
-    # --- the host's side (documented in API.md; the access methods are bound in __init__) -
-    def io_write(self, port, size, value) -> None:  # replaced by the core's, see __init__
-        self._core.io_write(port, size, value)
-
-    def io_read(self, port, size) -> int:
-        return self._core.io_read(port, size)
-
-    def mem_write(self, addr, size, value) -> None:
-        self._core.mem_write(addr, size, value)
-
-    def mem_read(self, addr, size) -> int:
-        return self._core.mem_read(addr, size)
-
-    def advance(self, delta_ns) -> int:
-        return self._core.advance(delta_ns)
-
-    def advance_to(self, t_ns) -> int:
-        return self._core.advance_to(t_ns)
-
-    @property
-    def now(self) -> int:
-        return self._core.now
-
-    @property
-    def next_deadline(self):
-        return self._core.next_deadline
-
-    @property
-    def status(self) -> str:
-        return STATUSES[self._core.status]
-
-    @property
-    def events(self) -> list[dict]:
-        return self._events
-
-    def clear_events(self) -> None:
-        self._events.clear()
-
     @property
     def implementation(self) -> str:
-        return self._implementation
+        """"compiled" or "python": the core this Machine derives from."""
+        return self._impl.name
 
     @property
-    def action(self) -> WatchdogAction:
-        return ACTIONS[self._core.action_code]
-
-    @action.setter
-    def action(self, action) -> None:
-        self._core.set_action(ACTION_CODE[coerce_action(action)])
-
-    def pause(self) -> None:
-        self._core.pause()
-
-    def resume(self) -> None:
-        self._core.resume()
-
-    def system_reset(self) -> None:
-        self._core.system_reset()
-
-    def _log(self, name: str, data: dict, time_ns: int) -> None:
-        entry = {"event": name, "data": data, "time_ns": time_ns}
-        self._events.append(entry)
-        if self._capture is not None:
-            self._capture.append(entry)
-        if self.on_event is not None:
-            self.on_event(entry)
+    def status(self) -> RunState:
+        """QEMU's run-state name (a :class:`RunState`, equal to the plain string)."""
+        return RUN_STATES[self.status_code]
 
     # --- op streams ---------------------------------------------------------------------------
     def run(self, ops) -> RunResult:
@@ -178,21 +125,17 @@ class Machine:
             data = _ops.encode(ops)  # validates every op first
         else:
             raise TypeError(f"ops must be bytes or a list of op tuples, not {type(ops).__name__}")
-        self._capture = captured = []
-        try:
-            executed, reads = self._core.run(data)
-        finally:
-            self._capture = None
-        return RunResult(executed, reads, captured)
+        executed, reads, events = self.run_stream(data)
+        return RunResult(executed, reads, events)
 
     # --- snapshot ---------------------------------------------------------------------------
-    def _config_tuple(self) -> tuple[int, int, int, int, int]:
+    def _config_tuple(self) -> tuple:
         mask = sum(1 << i for i, k in enumerate(DEVICE_KINDS) if k in self._kinds)
         return (mask, self._esb_slot, PROFILES.index(self._profile),
                 REBOOT_ACTIONS.index(self._reboot_action), int(self._stage1_interrupt))
 
     def snapshot(self) -> bytes:
-        now, status, action, config_address = self._core.get_state()
+        now, status, action, config_address = self.get_state()
         head = _MACHINE.pack(*self._config_tuple(), now, status, action, config_address,
                              self._counter.value)
         body = b"".join(_LEN.pack(len(s)) + s for s in (d.snapshot() for d in self._devices))
@@ -208,7 +151,7 @@ class Machine:
             raise ValueError("data is a snapshot of a differently configured Machine "
                              "(devices, esb_slot, profile, reboot_action or stage1_interrupt)")
         _snapshot.check_time_field(now, "now")
-        if status >= len(STATUSES):
+        if status >= len(RUN_STATES):
             raise ValueError(f"data holds an unknown status code {status}")
         if action >= len(ACTIONS):
             raise ValueError(f"data holds an unknown action code {action}")
@@ -237,7 +180,7 @@ class Machine:
         for dev, state in zip(self._devices, states):
             dev._apply(state)
         self._counter.value = counter
-        self._core.set_state(now, status, action, config_address)
+        self.set_state(now, status, action, config_address)
 
     def _check_esb_state(self, state):
         if state[6] != PROFILES.index(self._profile) or bool(state[7]) != self._stage1_interrupt:
@@ -248,11 +191,28 @@ class Machine:
     def __reduce__(self):
         return (_machine_from_snapshot, (self._kinds, self._esb_slot, self._profile,
                                          self._reboot_action, self._stage1_interrupt,
-                                         self._implementation, self.snapshot()))
+                                         self.implementation, self.snapshot()))
 
     def __repr__(self) -> str:
-        return (f"<Machine ({self._implementation}) now={self.now} status={self.status} "
+        return (f"<Machine ({self.implementation}) now={self.now} status={self.status.value} "
                 f"action={self.action.value} devices={','.join(self._kinds)}>")
+
+
+import struct  # noqa: E402  (only the interim snapshot layout below)
+
+_MACHINE = struct.Struct("<BBBBB QBBIQ")
+_LEN = struct.Struct("<I")
+
+
+def _machine_class(impl) -> type:
+    """The Machine class of one implementation: Machine's methods, then the core's."""
+    cls = Machine._concrete.get(impl.name)
+    if cls is None:
+        cls = type("Machine", (Machine, impl.MachineCore),
+                   {"_impl": impl, "__module__": __name__,
+                    "__doc__": f"{Machine.__doc__}\n\n    Implementation: {impl.name}."})
+        Machine._concrete[impl.name] = cls
+    return cls
 
 
 def _machine_from_snapshot(kinds, slot, profile, reboot, s1i, impl, data) -> Machine:
@@ -260,3 +220,4 @@ def _machine_from_snapshot(kinds, slot, profile, reboot, s1i, impl, data) -> Mac
                 stage1_interrupt=s1i, implementation=impl)
     m.restore(data)
     return m
+

@@ -1,0 +1,311 @@
+"""The shared core in plain Python: the twin of ``_core.pyx``/``_core.pxd``.
+
+What every watchdog has, written once:
+
+- host-argument checks (every error names the parameter as spelled in the public
+  signature; the compiled core decides in C *whether* an argument is bad and calls these
+  to raise, so both implementations give the same messages);
+- :class:`ArmCounter`, the arming numbers a Machine's devices share (SPEC.md §1.4);
+- :func:`piece_size`, QEMU's split of an access into aligned pieces (SPEC.md §3.5, §5.1);
+- :class:`Timer`, one device's deadline, and the functions a Machine's timer list uses on it;
+- :class:`Watchdog`, the base every device derives from: time, the deadline, the action,
+  the event log, ``on_expire``, pickling.  A device adds only its register logic and three
+  hooks: ``c_fire`` (what reaching the deadline does), ``c_skip`` (unobservable cycles)
+  and ``c_reset`` (its system reset); ``c_signal`` if it has a line to report.
+
+The ``c_*`` names are the C-level contract of ``_core.pxd``; this twin crosses the same
+boundary under the same names, so the Python Machine core drives a device exactly as the
+compiled one does.
+"""
+from __future__ import annotations
+
+import operator
+
+from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
+
+TIME_MAX_NS = (1 << 63) - 1  #: largest virtual time, ns
+
+#: flags returned by a device's access methods (``c_*_write``)
+WD_DUE = 1      #: a deadline is due at the end of the access: fire it at the current now
+WD_SIGNAL = 2   #: the device has a line change to report: call ``c_signal`` (needs Python)
+
+
+# --- host-argument checks ------------------------------------------------------------
+def as_int(value: object, name: str) -> int:
+    """``value`` as a Python int (anything with ``__index__``), else ``TypeError``."""
+    if type(value) is int:
+        return value  # type: ignore[return-value]
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
+
+
+def check_size(size: object) -> int:
+    s = as_int(size, "size")
+    if s != 1 and s != 2 and s != 4:
+        raise ValueError(f"size must be 1, 2 or 4, not {s}")
+    return s
+
+
+def check_value(value: object, size: int) -> int:
+    v = as_int(value, "value")
+    if v < 0 or v >> (8 * size):
+        raise ValueError(f"value {v:#x} does not fit in {size} byte(s)"
+                         if v >= 0 else f"value must be >= 0, not {v}")
+    return v
+
+
+def check_port(port: object) -> int:
+    p = as_int(port, "port")
+    if p < 0 or p > 0xFFFF:
+        raise ValueError(f"port must be in 0..0xffff, not {p:#x}" if p >= 0
+                         else f"port must be in 0..0xffff, not {p}")
+    return p
+
+
+def check_addr(addr: object, size: int) -> int:
+    a = as_int(addr, "addr")
+    if a < 0 or a >= 1 << 64:
+        raise ValueError(f"addr must be in 0..2**64-1, not {a}")
+    if a + size > 1 << 64:
+        raise ValueError(f"addr {a:#x} + size {size} runs past the end of memory (2**64)")
+    return a
+
+
+def check_config_offset(offset: object) -> int:
+    """An offset into a 256-byte PCI configuration space."""
+    off = as_int(offset, "offset")
+    if off < 0 or off >= 0x100:
+        raise ValueError(f"offset must be in 0..0xff, not {off}")
+    return off
+
+
+def check_window_offset(offset: object, size: int, window: int, name: str) -> int:
+    """An access of ``size`` bytes at ``offset`` inside a ``window``-byte register block."""
+    off = as_int(offset, "offset")
+    if off < 0 or off + size > window:
+        raise ValueError(f"offset {off} with size {size} is outside the {window}-byte {name}")
+    return off
+
+
+def check_delta(now: int, delta_ns: object) -> int:
+    """The absolute target ``now + delta_ns``, validated."""
+    d = as_int(delta_ns, "delta_ns")
+    if d < 0:
+        raise ValueError(f"delta_ns must be >= 0, not {d}")
+    if d > TIME_MAX_NS - now:
+        raise ValueError(f"delta_ns {d} would move time past 2**63-1 ns (now is {now})")
+    return now + d
+
+
+def check_time(now: int, t_ns: object) -> int:
+    t = as_int(t_ns, "t_ns")
+    if t < 0 or t > TIME_MAX_NS:
+        raise ValueError(f"t_ns must be in 0..2**63-1, not {t}")
+    if t < now:
+        raise ValueError(f"t_ns {t} is before now ({now}): time only moves forward")
+    return t
+
+
+def check_bytes(data: object) -> bytes:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    return bytes(data)
+
+
+def check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+    return value
+
+
+def piece_size(offset: int, left: int) -> int:
+    """QEMU's access split: the largest power of two <= left (at most 4) that divides
+    offset (0 divides all)."""
+    n = 4
+    while n > left or (offset & (n - 1)):
+        n >>= 1
+    return n
+
+
+# --- arming numbers, timers -------------------------------------------------------------
+class ArmCounter:
+    """Source of arming sequence numbers; a Machine shares one among its devices so
+    that equal deadlines fire in arming order across devices (SPEC.md §1.4)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int = 0) -> None:
+        self.value = value
+
+
+class Timer:
+    """One device's deadline (the C struct ``Timer``)."""
+
+    __slots__ = ("now", "deadline", "seq", "armed", "running")
+
+    def __init__(self) -> None:
+        self.now = 0          # current virtual time, ns
+        self.deadline = 0     # absolute ns; meaningful only while armed
+        self.seq = 0          # arming number of deadline; 0 when disarmed
+        self.armed = False
+        self.running = True   # False while the owning Machine is stopped
+
+
+def timer_due(t: Timer, when: int) -> bool:
+    """Whether the timer fires by ``when``."""
+    return t.running and t.armed and t.deadline <= when
+
+
+def timer_before(a: Timer, b: Timer) -> bool:
+    """Whether ``a`` fires before ``b`` when both are due: QEMU's FIFO order of equal
+    deadlines, by arming number."""
+    return a.deadline < b.deadline or (a.deadline == b.deadline and a.seq < b.seq)
+
+
+# --- the device base ----------------------------------------------------------------
+class Watchdog:
+    """What every watchdog device has; the devices add their registers (``_core.pxd``)."""
+
+    KIND = "watchdog"  #: the device name carried by its events
+
+    def __init__(self, *, action: WatchdogAction | str = WatchdogAction.RESET,
+                 on_expire=None) -> None:
+        self.timer = Timer()
+        self.counter = ArmCounter()
+        self.action_code = ACTION_CODE[coerce_action(action)]
+        self.log: list[WatchdogEvent] = []
+        self.expiries = 0     # WatchdogEvents produced so far (advance's return value)
+        self.on_expire = on_expire
+
+    # --- the C-level contract -------------------------------------------------------
+    def c_arm(self, duration_ns: int) -> None:
+        """Set the deadline ``duration_ns`` from now, with the next arming number."""
+        t = self.timer
+        t.armed = True
+        t.deadline = t.now + duration_ns
+        t.seq = self.counter.value
+        self.counter.value += 1
+
+    def c_disarm(self) -> None:
+        t = self.timer
+        t.armed = False
+        t.deadline = 0
+        t.seq = 0
+
+    def c_due(self, when: int) -> bool:
+        return timer_due(self.timer, when)
+
+    def c_timer(self) -> Timer:
+        """The device's Timer, for a Machine's timer list (it writes only ``now`` and
+        ``running`` there)."""
+        return self.timer
+
+    def c_share_counter(self, counter: ArmCounter) -> None:
+        self.counter = counter
+
+    def c_expire(self) -> int:
+        """Reach the current deadline: now moves to it (an overdue one fires at the
+        current now), the device's ``c_fire`` acts; returns 1 for an expiry event, which
+        the caller then reports (``c_notify`` and, in a Machine, its effect)."""
+        t = self.timer
+        if t.deadline > t.now:
+            t.now = t.deadline
+        if self.c_fire():
+            self.expiries += 1
+            return 1
+        return 0
+
+    def c_notify(self) -> None:
+        """Report the expiry just handled: the device's event log, then ``on_expire``."""
+        event = WatchdogEvent(self.timer.now, self.KIND, ACTIONS[self.action_code])
+        self.log.append(event)
+        if self.on_expire is not None:
+            self.on_expire(event)
+
+    def c_run_until(self, t: int) -> int:
+        """A standalone device's advance: every deadline <= t in order, then now = t."""
+        before = self.expiries  # callbacks may cause more expiries: count them all
+        while self.c_due(t):
+            self.c_skip(t + 1)
+            if self.c_expire():
+                self.c_notify()
+        self.timer.now = t
+        return self.expiries - before
+
+    def c_end_access(self, flags: int) -> None:
+        """A standalone device after a guest access: report a line change, then fire
+        what the access made due (a zero-length timeout fires at its end, at now)."""
+        if flags & WD_SIGNAL:
+            self.c_signal()
+        while self.c_due(self.timer.now):
+            if self.c_expire():
+                self.c_notify()
+
+    # --- device hooks ---------------------------------------------------------------------
+    def c_fire(self) -> int:  # pragma: no cover - every device overrides it
+        raise NotImplementedError
+
+    def c_skip(self, limit: int) -> None:
+        """Jump cycles that end before ``limit`` and nobody can observe; none by default."""
+
+    def c_signal(self) -> None:
+        """Report a line change flagged by WD_SIGNAL; none by default."""
+
+    def c_reset(self) -> None:  # pragma: no cover - every device overrides it
+        raise NotImplementedError
+
+    # --- the shared public surface (API.md "Devices") ---------------------------------------
+    @property
+    def now(self) -> int:
+        """Current virtual time, ns."""
+        return self.timer.now
+
+    @property
+    def next_deadline(self):
+        """Absolute time of the next timer event in ns, or None when idle."""
+        return self.timer.deadline if self.timer.armed else None
+
+    def advance(self, delta_ns) -> int:
+        """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
+        return self.c_run_until(check_delta(self.timer.now, delta_ns))
+
+    def advance_to(self, t_ns) -> int:
+        """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
+        return self.c_run_until(check_time(self.timer.now, t_ns))
+
+    @property
+    def action(self) -> WatchdogAction:
+        return ACTIONS[self.action_code]
+
+    @action.setter
+    def action(self, action) -> None:
+        self.action_code = ACTION_CODE[coerce_action(action)]
+
+    @property
+    def events(self) -> list[WatchdogEvent]:
+        return self.log
+
+    def clear_events(self) -> None:
+        self.log.clear()
+
+    def reset(self) -> None:
+        """The device's power-on/system reset (SPEC.md)."""
+        self.c_reset()
+
+    def snapshot(self) -> bytes:
+        return self._state().pack()
+
+    def restore(self, data) -> None:
+        self._apply(self.STATE.unpack(check_bytes(data)))
+
+    def __reduce__(self):
+        return (rebuild, (type(self), self.snapshot()))
+
+
+def rebuild(cls, data: bytes):
+    """Unpickle: a new device of ``cls`` restored from its snapshot."""
+    dev = cls()
+    dev.restore(data)
+    return dev

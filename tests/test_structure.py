@@ -1,0 +1,140 @@
+"""The architecture holds: one device contract, one action table, registers declared
+once, and each module with its one job (docs/design.md)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import wdcore
+from wdcore import _select, regs
+from wdcore.actions import ACTIONS, EFFECTS, RUN_STATES, Request, RunState
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "wdcore"
+
+
+def compiled_module(name):
+    if not _select.HAS_EXTENSIONS:
+        if os.environ.get("WDCORE_REQUIRE_EXTENSIONS", "") not in ("", "0"):
+            pytest.fail("compiled core required but missing")
+        pytest.skip("compiled core not built")
+    import importlib
+    return importlib.import_module(name)
+
+
+# --- registers declared once --------------------------------------------------------------
+def test_regs_pxd_is_generated_from_the_rows():
+    # the compiled core's enums come from _regs.pxd; it must be what regs.py generates
+    assert (SRC / "_regs.pxd").read_text() == regs.pxd_text(), \
+        "src/wdcore/_regs.pxd is stale: run python -m wdcore.regs > src/wdcore/_regs.pxd"
+
+
+def test_every_row_reaches_the_pxd():
+    text = regs.pxd_text()
+    for space in regs.SPACES:
+        for r in space.regs:
+            assert f"{space.prefix}_{r.name} = {r.offset:#x}" in text
+        for b in space.bits:
+            for name, mask in b.masks:
+                entry = f"{space.prefix}_{b.reg}_{name}"
+                assert (f"{entry} = {mask:#x}" in text or f"WD_{entry} {mask:#x}U" in text)
+
+
+def test_rows_do_not_overlap_within_a_space():
+    for space in regs.SPACES:
+        spans = sorted((r.offset, r.offset + r.width, r.name) for r in space.regs if r.name != "RAW")
+        for (a0, a1, an), (b0, b1, bn) in zip(spans, spans[1:]):
+            assert a1 <= b0, f"{space.prefix}: {an} overlaps {bn}"
+        if space.size:
+            assert all(r.offset + r.width <= space.size for r in space.regs)
+
+
+def test_no_compiled_module_spells_a_register_number():
+    # the compiled device modules name their registers through _regs.pxd, never by number
+    for name in ("_ib700.pyx", "_i6300esb.pyx", "_machine.pyx"):
+        code = re.sub(r'""".*?"""', "", (SRC / name).read_text(), flags=re.S)
+        code = re.sub(r"#.*", "", code)
+        for raw in ("0x441", "0x442", "0x443", "0x444", "0xCF8", "0xCFC", "0xD00", "0x60",
+                    "0x68", "0x0C", "0x80", "0x86", "0x1200", "0x0100", "0xFFFFF"):
+            assert not re.search(rf"\b{raw}\b", code, re.I), f"{name} spells {raw}: use _regs.pxd"
+
+
+# --- one action table, as data ---------------------------------------------------------------
+def test_compiled_effect_table_is_the_python_table():
+    m = compiled_module("wdcore._machine")
+    expected = tuple((int(e.request), e.power_off, e.immediate_event) for e in EFFECTS)
+    assert m.effect_table() == expected
+    assert len(EFFECTS) == len(ACTIONS)
+
+
+def test_compiled_run_states_and_requests_match_the_python_enums():
+    m = compiled_module("wdcore._machine")
+    consts = m.c_constants()
+    assert consts["run_states"] == tuple(range(len(RUN_STATES)))
+    assert RUN_STATES[consts["run_states"][4]] is RunState.SHUTDOWN
+    assert consts["requests"] == tuple(int(r) for r in Request)
+    # QEMU's handling order: shutdown, reset, powerdown, stop
+    assert [r.name for r in Request] == ["SHUTDOWN", "RESET", "POWERDOWN", "STOP"]
+
+
+# --- every module has one job -------------------------------------------------------------
+def test_a_compiled_run_never_loads_a_twin():
+    compiled_module("wdcore._machine")
+    code = ("import sys, wdcore\n"
+            "m = wdcore.Machine(); m.io_write(0x443, 1, 0x0F); m.advance(1)\n"
+            "m.run(bytes([13])); m.snapshot()\n"
+            "print(sorted(n for n in sys.modules if n.startswith('wdcore.') and n.endswith('_py')))\n")
+    env = dict(os.environ, WDCORE_REQUIRE_EXTENSIONS="1")
+    env.pop("WDCORE_NO_EXTENSIONS", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    # the core's twin holds the argument checks the compiled core raises through; no
+    # device or Machine twin is ever imported
+    assert out.stdout.split("\n")[0] == "['wdcore._core_py']"
+
+
+@pytest.mark.parametrize("name", ["compiled", "python"])
+def test_public_implementation_gives_a_typed_record(name):
+    if name == "compiled":
+        compiled_module("wdcore._ib700")
+    impl = wdcore.implementation(name)
+    assert isinstance(impl, wdcore.Implementation) and impl.name == name
+    module = {"compiled": "wdcore._ib700", "python": "wdcore._ib700_py"}[name]
+    assert impl.IB700.__module__ == module
+    dev = impl.IB700()
+    dev.io_write(0x443, 1, 0x0F)
+    assert dev.next_deadline == 0 or dev.events  # 0 s: fired at the write
+    assert impl.I6300ESB().config_read(0, 4) == 0x25AB8086
+    with pytest.raises(ValueError, match="implementation"):
+        wdcore.implementation("rust")
+
+
+def test_machine_methods_come_from_the_core_by_inheritance(make_machine, impl):
+    m = make_machine()
+    core = _select.implementation(impl).MachineCore
+    assert isinstance(m, wdcore.Machine) and isinstance(m, core)
+    for name in ("io_write", "io_read", "mem_write", "mem_read", "advance", "advance_to"):
+        assert name not in vars(m), f"{name} is bound on the instance"
+        assert name not in vars(wdcore.Machine), f"Machine has a dead copy of {name}"
+        assert getattr(type(m), name) is getattr(core, name)
+
+
+def test_devices_share_one_timer_base(impl):
+    base = {"compiled": "wdcore._core", "python": "wdcore._core_py"}[impl]
+    implementation = _select.implementation(impl)
+    import importlib
+    Watchdog = importlib.import_module(base).Watchdog
+    for cls in (implementation.IB700, implementation.I6300ESB):
+        assert issubclass(cls, Watchdog)
+        for name in ("now", "next_deadline", "advance", "advance_to", "action", "events",
+                     "clear_events", "__reduce__", "reset"):
+            assert name not in vars(cls), f"{cls.__name__} redefines the base's {name}"
+
+
+def test_floor_classes_are_not_shipped():
+    for path in SRC.glob("*.py*"):
+        assert "CallFloor" not in path.read_text(), path.name

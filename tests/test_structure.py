@@ -131,7 +131,7 @@ def test_devices_share_one_timer_base(impl):
     for cls in (implementation.IB700, implementation.I6300ESB):
         assert issubclass(cls, Watchdog)
         for name in ("now", "next_deadline", "advance", "advance_to", "action", "events",
-                     "clear_events", "__reduce__", "reset"):
+                     "clear_events", "__reduce__", "snapshot", "restore", "reset"):
             assert name not in vars(cls), f"{cls.__name__} redefines the base's {name}"
 
 

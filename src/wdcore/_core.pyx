@@ -129,9 +129,25 @@ cdef class Watchdog:
         self.c_reset()
 
     def snapshot(self):
+        """The device's state as versioned, checksummed bytes (docs/snapshot.md)."""
         return self._state().pack()
 
+    def _timer_fields(self):
+        """The fields every device record starts with (_snapshot.IB700State's)."""
+        return {"now": self.timer.now, "action": self.action_code, "armed": self.timer.armed,
+                "deadline": self.timer.deadline, "seq": self.timer.seq,
+                "counter": self.counter.value}
+
+    def _apply_timer(self, state):
+        self.timer.now = state.now
+        self.action_code = state.action
+        self.timer.armed = state.armed
+        self.timer.deadline = state.deadline
+        self.timer.seq = state.seq
+        self.counter.value = state.counter
+
     def restore(self, data):
+        """Take back a snapshot; bad data is a ValueError and changes nothing."""
         self._apply(self.STATE.unpack(_core_py.check_bytes(data)))
 
     def __reduce__(self):

@@ -295,9 +295,22 @@ class Watchdog:
         self.c_reset()
 
     def snapshot(self) -> bytes:
+        """The device's state as versioned, checksummed bytes (docs/snapshot.md)."""
         return self._state().pack()
 
+    def _timer_fields(self) -> dict:
+        """The fields every device record starts with (_snapshot.IB700State's)."""
+        t = self.timer
+        return {"now": t.now, "action": self.action_code, "armed": t.armed,
+                "deadline": t.deadline, "seq": t.seq, "counter": self.counter.value}
+
+    def _apply_timer(self, state) -> None:
+        t = self.timer
+        t.now, self.action_code, t.armed = state.now, state.action, state.armed
+        t.deadline, t.seq, self.counter.value = state.deadline, state.seq, state.counter
+
     def restore(self, data) -> None:
+        """Take back a snapshot; bad data is a ValueError and changes nothing."""
         self._apply(self.STATE.unpack(check_bytes(data)))
 
     def __reduce__(self):

@@ -9,7 +9,7 @@ from wdcore._core cimport (Watchdog, WD_DUE, WD_SIGNAL, arg_config_offset, arg_s
 from wdcore._regs cimport *
 
 from wdcore import _snapshot, regs
-from wdcore._core_py import check_bool, check_bytes
+from wdcore._core_py import check_bool
 from wdcore.actions import WatchdogAction
 
 # configuration bytes at construction, writable bits, bytes cleared by a system reset
@@ -285,26 +285,36 @@ cdef class I6300ESB(Watchdog):
     def stage1_interrupt(self):
         return self.s1i
 
-    # --- snapshot ------------------------------------------------------------------------------
-    def snapshot(self):
-        return _snapshot.pack_i6300esb(
-            self.timer.now, self.action_code, self.timer.armed, self.timer.deadline, self.timer.seq,
-            self.counter.value, self.profile_code, self.s1i, self.enabled, self.locked,
-            self.free_run, self.reboot_disabled, self.one_mhz, self.int_type, self.preload[0],
-            self.preload[1], self.stage_no, self.unlock_state, self.prev_reboot, self.gintsr,
-            bytes(self.cfg[:ESB_CFG_SIZE]))
+    # --- snapshot (the record: _snapshot.I6300ESBState) ---------------------------------
+    STATE = _snapshot.I6300ESBState
 
-    def restore(self, data):
-        self._apply(_snapshot.unpack_i6300esb(check_bytes(data)))
+    def _state(self):
+        return _snapshot.I6300ESBState(
+            **self._timer_fields(), profile=self.profile_code, stage1_interrupt=self.s1i, enabled=self.enabled,
+            locked=self.locked, free_run=self.free_run, reboot_disabled=self.reboot_disabled,
+            one_mhz=self.one_mhz, int_type=self.int_type, preload1=self.preload[0],
+            preload2=self.preload[1], stage=self.stage_no, unlock_state=self.unlock_state,
+            prev_reboot=self.prev_reboot, gintsr=self.gintsr, config=self.cfg[:ESB_CFG_SIZE])
 
-    def _apply(self, f):
-        cdef bytes cfg
-        (self.timer.now, self.action_code, self.timer.armed, self.timer.deadline, self.timer.seq,
-         self.counter.value, self.profile_code, self.s1i, self.enabled, self.locked,
-         self.free_run, self.reboot_disabled, self.one_mhz, self.int_type, self.preload[0],
-         self.preload[1], self.stage_no, self.unlock_state, self.prev_reboot, self.gintsr,
-         cfg) = f
-        self.int_mask = INT_TYPE_MASK[self.profile_code]
+    def _apply(self, state):
+        """Take a validated I6300ESBState."""
+        cdef bytes cfg = state.config
+        self._apply_timer(state)
+        self.profile_code = state.profile
+        self.int_mask = INT_TYPE_MASK[state.profile]
+        self.s1i = state.stage1_interrupt
+        self.enabled = state.enabled
+        self.locked = state.locked
+        self.free_run = state.free_run
+        self.reboot_disabled = state.reboot_disabled
+        self.one_mhz = state.one_mhz
+        self.int_type = state.int_type
+        self.preload[0] = state.preload1
+        self.preload[1] = state.preload2
+        self.stage_no = state.stage
+        self.unlock_state = state.unlock_state
+        self.prev_reboot = state.prev_reboot
+        self.gintsr = state.gintsr
         memcpy(self.cfg, <const char*>cfg, ESB_CFG_SIZE)
 
     def __repr__(self):

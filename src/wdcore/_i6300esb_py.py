@@ -6,7 +6,7 @@ stage-1 interrupt), bit for bit: register logic only, on the shared
 from __future__ import annotations
 
 from wdcore import _snapshot
-from wdcore._core_py import (WD_DUE, WD_SIGNAL, Watchdog, check_bool, check_bytes,
+from wdcore._core_py import (WD_DUE, WD_SIGNAL, Watchdog, check_bool,
                              check_config_offset, check_size, check_value, check_window_offset,
                              piece_size)
 from wdcore.actions import WatchdogAction
@@ -267,30 +267,35 @@ class I6300ESB(Watchdog):
     def stage1_interrupt(self) -> bool:
         return self.s1i
 
-    # --- snapshot ----------------------------------------------------------------------------
-    def snapshot(self) -> bytes:
-        t = self.timer
-        return _snapshot.pack_i6300esb(
-            t.now, self.action_code, t.armed, t.deadline, t.seq, self.counter.value,
-            self.profile_code, self.s1i, self.enabled, self.locked, self.free_run,
-            self.reboot_disabled, self.one_mhz, self.int_type, self.preload[0],
-            self.preload[1], self.stage_no, self.unlock_state, self.prev_reboot, self.gintsr,
-            bytes(self.cfg))
+    # --- snapshot (the record: _snapshot.I6300ESBState) ---------------------------------
+    STATE = _snapshot.I6300ESBState
 
-    def restore(self, data) -> None:
-        self._apply(_snapshot.unpack_i6300esb(check_bytes(data)))
+    def _state(self) -> _snapshot.I6300ESBState:
+        return _snapshot.I6300ESBState(
+            **self._timer_fields(), profile=self.profile_code, stage1_interrupt=self.s1i, enabled=self.enabled,
+            locked=self.locked, free_run=self.free_run, reboot_disabled=self.reboot_disabled,
+            one_mhz=self.one_mhz, int_type=self.int_type, preload1=self.preload[0],
+            preload2=self.preload[1], stage=self.stage_no, unlock_state=self.unlock_state,
+            prev_reboot=self.prev_reboot, gintsr=self.gintsr, config=bytes(self.cfg))
 
-    def _apply(self, f) -> None:
-        t = self.timer
-        (t.now, self.action_code, armed, t.deadline, t.seq, self.counter.value,
-         self.profile_code, s1i, enabled, locked, free_run, reboot_disabled, one_mhz,
-         self.int_type, p1, p2, self.stage_no, self.unlock_state, prev, gintsr, cfg) = f
-        t.armed, self.s1i, self.enabled, self.locked = bool(armed), bool(s1i), bool(enabled), bool(locked)
-        self.free_run, self.reboot_disabled, self.one_mhz = bool(free_run), bool(reboot_disabled), bool(one_mhz)
-        self.int_mask = INT_TYPE_MASK[self.profile_code]
-        self.preload = [p1, p2]
-        self.prev_reboot, self.gintsr = bool(prev), bool(gintsr)
-        self.cfg = bytearray(cfg)
+    def _apply(self, state: _snapshot.I6300ESBState) -> None:
+        """Take a validated I6300ESBState."""
+        self._apply_timer(state)
+        self.profile_code = state.profile
+        self.int_mask = INT_TYPE_MASK[state.profile]
+        self.s1i = state.stage1_interrupt
+        self.enabled = state.enabled
+        self.locked = state.locked
+        self.free_run = state.free_run
+        self.reboot_disabled = state.reboot_disabled
+        self.one_mhz = state.one_mhz
+        self.int_type = state.int_type
+        self.preload = [state.preload1, state.preload2]
+        self.stage_no = state.stage
+        self.unlock_state = state.unlock_state
+        self.prev_reboot = state.prev_reboot
+        self.gintsr = state.gintsr
+        self.cfg = bytearray(state.config)
 
     def __repr__(self) -> str:
         t = self.timer

@@ -6,7 +6,6 @@ from wdcore._core cimport Watchdog, WD_DUE, arg_port, arg_size, arg_value
 from wdcore._regs cimport IB700_PORT_FIRST, IB700_PORT_LAST, IB700_WDT_START, IB700_TIMEOUT_MAX_S
 
 from wdcore import _snapshot
-from wdcore._core_py import check_bytes
 
 # Timeout per index (low nibble of the start write): 30 - 2*index seconds.
 cdef uint64_t TIMEOUT_NS[16]
@@ -59,22 +58,15 @@ cdef class IB700(Watchdog):
         self.c_disarm()
         return 0
 
-    # --- snapshot -----------------------------------------------------------------------
-    def snapshot(self):
-        return _snapshot.pack_ib700(self.timer.now, self.action_code, self.timer.armed,
-                                    self.timer.deadline, self.timer.seq, self.counter.value)
+    # --- snapshot (the record: _snapshot.IB700State) ------------------------------------
+    STATE = _snapshot.IB700State
 
-    def restore(self, data):
-        self._apply(_snapshot.unpack_ib700(check_bytes(data)))
+    def _state(self):
+        return _snapshot.IB700State(**self._timer_fields())
 
-    def _apply(self, fields):
-        now, action, armed, deadline, seq, counter = fields
-        self.timer.now = now
-        self.action_code = action
-        self.timer.armed = armed
-        self.timer.deadline = deadline
-        self.timer.seq = seq
-        self.counter.value = counter
+    def _apply(self, state):
+        """Take a validated IB700State."""
+        self._apply_timer(state)
 
     def __repr__(self):
         armed = f"deadline={self.timer.deadline}" if self.timer.armed else "disarmed"

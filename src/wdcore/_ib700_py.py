@@ -6,7 +6,7 @@ on the shared :class:`~wdcore._core_py.Watchdog` base.  No cleverness here on pu
 from __future__ import annotations
 
 from wdcore import _snapshot
-from wdcore._core_py import WD_DUE, Watchdog, check_bytes, check_port, check_size, check_value
+from wdcore._core_py import WD_DUE, Watchdog, check_port, check_size, check_value
 from wdcore.regs import IB700_MAX_TIMEOUT_NS, IB700_PORT_FIRST, IB700_PORT_LAST, IB700_START
 
 #: Timeout per index (low nibble of the start write): 30 - 2*index seconds.
@@ -56,19 +56,15 @@ class IB700(Watchdog):
     def c_reset(self) -> None:
         self.c_disarm()
 
-    # --- snapshot -------------------------------------------------------------------
-    def snapshot(self) -> bytes:
-        t = self.timer
-        return _snapshot.pack_ib700(t.now, self.action_code, t.armed, t.deadline, t.seq,
-                                    self.counter.value)
+    # --- snapshot (the record: _snapshot.IB700State) ------------------------------------
+    STATE = _snapshot.IB700State
 
-    def restore(self, data) -> None:
-        self._apply(_snapshot.unpack_ib700(check_bytes(data)))
+    def _state(self) -> _snapshot.IB700State:
+        return _snapshot.IB700State(**self._timer_fields())
 
-    def _apply(self, fields) -> None:
-        t = self.timer
-        t.now, self.action_code, armed, t.deadline, t.seq, self.counter.value = fields
-        t.armed = bool(armed)
+    def _apply(self, state: _snapshot.IB700State) -> None:
+        """Take a validated IB700State."""
+        self._apply_timer(state)
 
     def __repr__(self) -> str:
         armed = f"deadline={self.timer.deadline}" if self.timer.armed else "disarmed"

@@ -1,7 +1,11 @@
 """The snapshot format, shared by the compiled core and the Python twins.
 
-Both implementations hand their fields to the same packer, so identical states give
-byte-identical snapshots, and either implementation restores the other's.
+Both implementations describe their state as the same record (``IB700State``,
+``I6300ESBState``; the Machine's is ``MachineState``) and the record packs itself, so
+identical states give byte-identical snapshots, and either implementation restores the
+other's.  Each payload layout is declared once, as a table of ``Row``s (field name,
+struct code, the rule that docs/snapshot.md states); the struct format is derived from
+the table, and tests/test_snapshot_format.py holds the docs to the tables.
 
 Layout (little-endian), see docs/snapshot.md:
 
@@ -16,8 +20,12 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import dataclass, fields
+from types import SimpleNamespace
+from typing import ClassVar
 
-from wdcore._core_py import TIME_MAX_NS, check_bytes
+from wdcore._args import TIME_MAX_NS, check_bytes
+from wdcore.regs import INITIAL_CONFIG, INT_TYPE_MASK, MAX_STAGE_NS, PRELOAD_MASK, WMASK
 
 MAGIC = b"WDCS"
 FORMAT_VERSION = 1
@@ -28,7 +36,8 @@ _KIND_NAMES = {KIND_IB700: "ib700", KIND_I6300ESB: "i6300esb", KIND_MACHINE: "ma
 
 _HEADER = struct.Struct("<4sHBI")
 _CRC = struct.Struct("<I")
-N_ACTIONS = 7
+N_ACTIONS = 7    # wdcore.actions.ACTIONS, QEMU's enum order
+N_STATUSES = 6   # the Machine's run states, wdcore.machine.STATUSES
 IB700_MAX_TIMEOUT_NS = 30_000_000_000
 
 
@@ -59,106 +68,323 @@ def unwrap(data: object, kind: int) -> bytes:
     return raw[_HEADER.size:-_CRC.size]
 
 
-# --- IB700 -------------------------------------------------------------------------
-
-_IB700 = struct.Struct("<QBBQQQ")  # now, action, armed, deadline, seq, counter
-
-
-def pack_ib700(now: int, action: int, armed: int, deadline: int, seq: int, counter: int) -> bytes:
-    if not armed:
-        deadline = seq = 0  # canonical: a disarmed timer has no deadline to remember
-    return wrap(KIND_IB700, _IB700.pack(now, action, 1 if armed else 0, deadline, seq, counter))
-
-
-def unpack_ib700(data: object) -> tuple[int, int, int, int, int, int]:
-    """Validated fields ``(now, action, armed, deadline, seq, counter)``."""
-    payload = unwrap(data, KIND_IB700)
-    if len(payload) != _IB700.size:
-        raise ValueError("data has the wrong payload size for an ib700 snapshot")
-    now, action, armed, deadline, seq, counter = _IB700.unpack(payload)
-    check_time_field(now, "now")
-    if action >= N_ACTIONS:
-        raise ValueError(f"data holds an unknown action code {action}")
-    if armed > 1:
-        raise ValueError(f"data holds an invalid armed flag {armed}")
-    if armed:
-        # an arm happens at or before now and lasts at most 30 s
-        if deadline > now + IB700_MAX_TIMEOUT_NS:
-            raise ValueError("data holds a deadline further away than any IB700 timeout")
-        if seq >= counter:
-            raise ValueError("data holds an arming sequence number from the future")
-    elif deadline or seq:
-        raise ValueError("data holds a deadline for a disarmed timer")
-    return now, action, armed, deadline, seq, counter
-
-
 def check_time_field(t: int, what: str) -> None:
     if t > TIME_MAX_NS:
         raise ValueError(f"data holds {what} beyond 2**63-1 ns")
 
 
+# --- layouts -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Row:
+    """One payload field: the record attribute it fills, its struct code, and the rule
+    that ``unpack`` enforces, in the words docs/snapshot.md uses.
+
+    Code ``"?"`` marks a flag: it packs as 0 or 1 from any truthy value, is read back as
+    the stored byte (so a value other than 0 or 1 can be refused) and comes out of
+    ``unpack`` as a bool."""
+
+    name: str
+    code: str
+    rule: str
+
+
+class Layout:
+    """A payload's fixed layout: its rows in order and the struct derived from them."""
+
+    def __init__(self, *rows: Row) -> None:
+        self.rows = rows
+        self.names = tuple(r.name for r in rows)
+        self.flags = frozenset(r.name for r in rows if r.code == "?")
+        self.struct = struct.Struct("<" + "".join(r.code for r in rows))
+        self._raw = struct.Struct("<" + "".join("B" if r.code == "?" else r.code for r in rows))
+        self.size = self.struct.size
+
+    def pack(self, values: dict) -> bytes:
+        """The payload bytes of ``values`` (a value per row name)."""
+        return self.struct.pack(*(values[n] for n in self.names))
+
+    def unpack_from(self, payload: bytes, offset: int = 0) -> SimpleNamespace:
+        """The stored values, by row name, as stored (flags as the byte's int value)."""
+        return SimpleNamespace(**dict(zip(self.names, self._raw.unpack_from(payload, offset))))
+
+    def typed(self, raw: SimpleNamespace) -> dict:
+        """``raw`` as record arguments: flags become bools."""
+        return {n: bool(v) if n in self.flags else v for n, v in vars(raw).items()}
+
+
+def _laid_out(layout: Layout, extra: tuple[str, ...] = ()):
+    """Class decorator: the record's fields are the layout's rows (then ``extra``), in order."""
+    def bind(cls):
+        names = tuple(f.name for f in fields(cls))
+        if names != layout.names + extra:
+            raise TypeError(f"{cls.__name__} fields {names} do not match its layout")
+        return cls
+    return bind
+
+
+def _timer_values(record) -> dict:
+    values = {f.name: getattr(record, f.name) for f in fields(record)}
+    if not record.armed:
+        values["deadline"] = values["seq"] = 0  # canonical: a disarmed timer has no deadline
+    return values
+
+
+# --- IB700 ---------------------------------------------------------------------------
+
+IB700_LAYOUT = Layout(
+    Row("now", "Q", "the device's time, ns; ≤ 2^63−1"),
+    Row("action", "B", "action code in QEMU's enum order: 0 `reset`, 1 `shutdown`, "
+                       "2 `poweroff`, 3 `pause`, 4 `debug`, 5 `none`, 6 `inject-nmi`"),
+    Row("armed", "?", "a timeout is pending; 0 or 1"),
+    Row("deadline", "Q", "when it expires, ns; 0 when disarmed; ≤ now + 30 s when armed "
+                         "(it may be < now while a Machine is stopped)"),
+    Row("seq", "Q", "arming sequence number; 0 when disarmed; < counter when armed"),
+    Row("counter", "Q", "the next arming sequence number"),
+)
+
+
+@_laid_out(IB700_LAYOUT)
+@dataclass(frozen=True)
+class IB700State:
+    """An IB700's whole state, as a snapshot holds it.
+
+    ``IB700State(...).pack()`` is the snapshot (envelope included);
+    ``IB700State.unpack(data)`` validates one and returns the record.  ``action`` is the
+    code of a ``wdcore.actions.ACTIONS`` member; ``deadline`` and ``seq`` mean nothing
+    while not ``armed`` and pack as 0."""
+
+    now: int
+    action: int
+    armed: bool
+    deadline: int
+    seq: int
+    counter: int
+
+    LAYOUT: ClassVar[Layout] = IB700_LAYOUT
+
+    def pack(self) -> bytes:
+        return wrap(KIND_IB700, self.LAYOUT.pack(_timer_values(self)))
+
+    @classmethod
+    def unpack(cls, data: object) -> IB700State:
+        """The validated record of an IB700 snapshot; ``ValueError`` on anything off."""
+        payload = unwrap(data, KIND_IB700)
+        if len(payload) != cls.LAYOUT.size:
+            raise ValueError("data has the wrong payload size for an ib700 snapshot")
+        f = cls.LAYOUT.unpack_from(payload)
+        check_time_field(f.now, "now")
+        if f.action >= N_ACTIONS:
+            raise ValueError(f"data holds an unknown action code {f.action}")
+        if f.armed > 1:
+            raise ValueError(f"data holds an invalid armed flag {f.armed}")
+        if f.armed:
+            # an arm happens at or before now and lasts at most 30 s
+            if f.deadline > f.now + IB700_MAX_TIMEOUT_NS:
+                raise ValueError("data holds a deadline further away than any IB700 timeout")
+            if f.seq >= f.counter:
+                raise ValueError("data holds an arming sequence number from the future")
+        elif f.deadline or f.seq:
+            raise ValueError("data holds a deadline for a disarmed timer")
+        return cls(**cls.LAYOUT.typed(f))
+
+
 # --- i6300ESB ------------------------------------------------------------------------
 
-# now, action, armed, deadline, seq, counter | profile, stage1_interrupt, enabled, locked,
-# free_run, reboot_disabled, one_mhz, int_type | preload1, preload2 | stage, unlock_state,
-# previous-reboot flag, GINTSR | the 256 configuration bytes
-_ESB = struct.Struct("<QBBQQQ BBBBBBBB II BBBB 256s")
+I6300ESB_LAYOUT = Layout(
+    Row("now", "Q", "as for the IB700"),
+    Row("action", "B", "as for the IB700"),
+    Row("armed", "?", "a stage is timing; 0 or 1; 1 only while enabled"),
+    Row("deadline", "Q", "when the stage ends, ns; 0 when disarmed; "
+                         "≤ now + 1 030 791 168 000 ns (the longest stage) when armed"),
+    Row("seq", "Q", "as for the IB700"),
+    Row("counter", "Q", "as for the IB700"),
+    Row("profile", "B", "0 `qemu`, 1 `qemu-7.2`"),
+    Row("stage1_interrupt", "?", "the stage-1 interrupt extension; 0 or 1"),
+    Row("enabled", "?", "WDT Lock bit 1 (WDT_ENABLE); 0 or 1"),
+    Row("locked", "?", "WDT Lock bit 0 (WDT_LOCK); 0 or 1"),
+    Row("free_run", "?", "WDT Lock bit 2 (WDT_FREE_RUN); 0 or 1"),
+    Row("reboot_disabled", "?", "WDT Configuration bit 5 (WDT_REBOOT_DISABLE); 0 or 1"),
+    Row("one_mhz", "?", "WDT Configuration bit 2 (1 MHz scale); 0 or 1"),
+    Row("int_type", "B", "WDT Configuration INT_TYPE bits; within the profile's mask "
+                         "(0x03 `qemu`, 0x11 `qemu-7.2`)"),
+    Row("preload1", "I", "Preload Value 1; ≤ 0xFFFFF"),
+    Row("preload2", "I", "Preload Value 2; ≤ 0xFFFFF"),
+    Row("stage", "B", "the current stage; 1 or 2"),
+    Row("unlock_state", "B", "progress of the 0x80, 0x86 unlock sequence; 0, 1 or 2"),
+    Row("prev_reboot", "?", "the previous-reboot flag; 0 or 1"),
+    Row("gintsr", "?", "GINTSR bit 0; 0 or 1; 1 only with stage1_interrupt"),
+    Row("config", "256s", "the PCI configuration bytes; every read-only bit holds its "
+                          "value at construction"),
+)
 
 
-def pack_i6300esb(now, action, armed, deadline, seq, counter, profile, s1i, enabled, locked,
-                  free_run, reboot_disabled, one_mhz, int_type, preload1, preload2, stage,
-                  unlock, prev_reboot, gintsr, cfg) -> bytes:
-    if not armed:
-        deadline = seq = 0
-    b = [1 if x else 0 for x in (armed, s1i, enabled, locked, free_run, reboot_disabled,
-                                 one_mhz, prev_reboot, gintsr)]
-    return wrap(KIND_I6300ESB, _ESB.pack(now, action, b[0], deadline, seq, counter, profile,
-                                         b[1], b[2], b[3], b[4], b[5], b[6], int_type,
-                                         preload1, preload2, stage, unlock, b[7], b[8],
-                                         bytes(cfg)))
+@_laid_out(I6300ESB_LAYOUT)
+@dataclass(frozen=True)
+class I6300ESBState:
+    """An i6300ESB's whole state, as a snapshot holds it.
+
+    ``I6300ESBState(...).pack()`` is the snapshot (envelope included);
+    ``I6300ESBState.unpack(data)`` validates one and returns the record.  ``profile``
+    indexes ``wdcore.regs.PROFILES``; ``config`` is the 256-byte configuration space;
+    ``deadline`` and ``seq`` mean nothing while not ``armed`` and pack as 0."""
+
+    now: int
+    action: int
+    armed: bool
+    deadline: int
+    seq: int
+    counter: int
+    profile: int
+    stage1_interrupt: bool
+    enabled: bool
+    locked: bool
+    free_run: bool
+    reboot_disabled: bool
+    one_mhz: bool
+    int_type: int
+    preload1: int
+    preload2: int
+    stage: int
+    unlock_state: int
+    prev_reboot: bool
+    gintsr: bool
+    config: bytes
+
+    LAYOUT: ClassVar[Layout] = I6300ESB_LAYOUT
+
+    def pack(self) -> bytes:
+        return wrap(KIND_I6300ESB, self.LAYOUT.pack(_timer_values(self)))
+
+    @classmethod
+    def unpack(cls, data: object) -> I6300ESBState:
+        """The validated record of an i6300ESB snapshot; ``ValueError`` on anything off."""
+        payload = unwrap(data, KIND_I6300ESB)
+        if len(payload) != cls.LAYOUT.size:
+            raise ValueError("data has the wrong payload size for an i6300esb snapshot")
+        f = cls.LAYOUT.unpack_from(payload)
+        check_time_field(f.now, "now")
+        if f.action >= N_ACTIONS:
+            raise ValueError(f"data holds an unknown action code {f.action}")
+        for label, flag in (("armed", f.armed), ("stage1_interrupt", f.stage1_interrupt),
+                            ("enabled", f.enabled), ("locked", f.locked),
+                            ("free_run", f.free_run), ("reboot_disabled", f.reboot_disabled),
+                            ("one_mhz", f.one_mhz), ("previous-reboot", f.prev_reboot),
+                            ("GINTSR", f.gintsr)):
+            if flag > 1:
+                raise ValueError(f"data holds an invalid {label} flag {flag}")
+        if f.profile >= len(INT_TYPE_MASK):
+            raise ValueError(f"data holds an unknown profile code {f.profile}")
+        if f.int_type & ~INT_TYPE_MASK[f.profile]:
+            raise ValueError(f"data holds an INT_TYPE {f.int_type:#x} the profile cannot store")
+        if f.preload1 > PRELOAD_MASK or f.preload2 > PRELOAD_MASK:
+            raise ValueError("data holds a preload wider than 20 bits")
+        if f.stage not in (1, 2):
+            raise ValueError(f"data holds stage {f.stage}")
+        if f.unlock_state > 2:
+            raise ValueError(f"data holds unlock state {f.unlock_state}")
+        if f.gintsr and not f.stage1_interrupt:
+            raise ValueError("data holds GINTSR set without the stage-1 interrupt extension")
+        if f.armed:
+            if not f.enabled:
+                raise ValueError("data holds a deadline for a disabled watchdog")
+            if f.deadline > f.now + MAX_STAGE_NS:
+                raise ValueError("data holds a deadline further away than any stage")
+            if f.seq >= f.counter:
+                raise ValueError("data holds an arming sequence number from the future")
+        elif f.deadline or f.seq:
+            raise ValueError("data holds a deadline for a disarmed timer")
+        for o, (byte, initial, writable) in enumerate(zip(f.config, INITIAL_CONFIG, WMASK)):
+            if (byte ^ initial) & ~writable:
+                raise ValueError(f"data changes read-only configuration byte {o:#04x}")
+        return cls(**cls.LAYOUT.typed(f))
 
 
-def unpack_i6300esb(data: object) -> tuple:
-    """Validated fields in pack_i6300esb's order."""
-    from wdcore.regs import INITIAL_CONFIG, INT_TYPE_MASK, MAX_STAGE_NS, PRELOAD_MASK, WMASK
+# --- Machine -------------------------------------------------------------------------
 
-    payload = unwrap(data, KIND_I6300ESB)
-    if len(payload) != _ESB.size:
-        raise ValueError("data has the wrong payload size for an i6300esb snapshot")
-    f = _ESB.unpack(payload)
-    (now, action, armed, deadline, seq, counter, profile, s1i, enabled, locked, free_run,
-     reboot_disabled, one_mhz, int_type, p1, p2, stage, unlock, prev, gintsr, cfg) = f
-    check_time_field(now, "now")
-    if action >= N_ACTIONS:
-        raise ValueError(f"data holds an unknown action code {action}")
-    for name, flag in (("armed", armed), ("stage1_interrupt", s1i), ("enabled", enabled),
-                       ("locked", locked), ("free_run", free_run),
-                       ("reboot_disabled", reboot_disabled), ("one_mhz", one_mhz),
-                       ("previous-reboot", prev), ("GINTSR", gintsr)):
-        if flag > 1:
-            raise ValueError(f"data holds an invalid {name} flag {flag}")
-    if profile >= len(INT_TYPE_MASK):
-        raise ValueError(f"data holds an unknown profile code {profile}")
-    if int_type & ~INT_TYPE_MASK[profile]:
-        raise ValueError(f"data holds an INT_TYPE {int_type:#x} the profile cannot store")
-    if p1 > PRELOAD_MASK or p2 > PRELOAD_MASK:
-        raise ValueError("data holds a preload wider than 20 bits")
-    if stage not in (1, 2):
-        raise ValueError(f"data holds stage {stage}")
-    if unlock > 2:
-        raise ValueError(f"data holds unlock state {unlock}")
-    if gintsr and not s1i:
-        raise ValueError("data holds GINTSR set without the stage-1 interrupt extension")
-    if armed:
-        if not enabled:
-            raise ValueError("data holds a deadline for a disabled watchdog")
-        if deadline > now + MAX_STAGE_NS:
-            raise ValueError("data holds a deadline further away than any stage")
-        if seq >= counter:
-            raise ValueError("data holds an arming sequence number from the future")
-    elif deadline or seq:
-        raise ValueError("data holds a deadline for a disarmed timer")
-    for o in range(len(cfg)):
-        if (cfg[o] ^ INITIAL_CONFIG[o]) & ~WMASK[o]:
-            raise ValueError(f"data changes read-only configuration byte {o:#04x}")
-    return f
+MACHINE_LAYOUT = Layout(
+    Row("device_mask", "B", "bit 0 IB700, bit 1 i6300ESB; must match the Machine's devices"),
+    Row("esb_slot", "B", "must match the Machine's esb_slot"),
+    Row("profile", "B", "0 `qemu`, 1 `qemu-7.2`; must match the Machine's"),
+    Row("reboot_action", "B", "0 `reset`, 1 `shutdown`; must match the Machine's"),
+    Row("stage1_interrupt", "B", "0 or 1; must match the Machine's"),
+    Row("now", "Q", "the Machine's time, ns; ≤ 2^63−1"),
+    Row("status", "B", "0 `running`, 1 `watchdog`, 2 `paused`, 3 `prelaunch`, "
+                       "4 `shutdown`, 5 `poweroff`"),
+    Row("action", "B", "action code, as for the IB700"),
+    Row("config_address", "I", "the PCI CONFIG_ADDRESS register (port 0xCF8); any value"),
+    Row("counter", "Q", "the arming counter the devices share"),
+)
+#: the device mask's bits, in snapshot order: the IB700's, then the i6300ESB's
+DEVICE_BITS = (0x01, 0x02)
+_DEVICE_LENGTH = struct.Struct("<I")
+
+
+@_laid_out(MACHINE_LAYOUT, extra=("devices",))
+@dataclass(frozen=True)
+class MachineState:
+    """A Machine's snapshot: its header fields and its devices' own snapshots.
+
+    The first five fields are the Machine's configuration, as codes (``profile`` indexes
+    ``wdcore.regs.PROFILES``, ``reboot_action`` and ``status`` the Machine's tables,
+    ``stage1_interrupt`` is 0 or 1).  ``devices`` holds one whole device snapshot per bit
+    set in ``device_mask``, in ``DEVICE_BITS`` order; in the payload each is preceded by
+    its length as a u32.
+
+    ``unpack`` checks the envelope, the framing and the ranges of ``now``, ``status`` and
+    ``action``.  Whether the configuration fits the restoring Machine, and whether the
+    devices' snapshots are valid and agree with the header, is the Machine's to check."""
+
+    device_mask: int
+    esb_slot: int
+    profile: int
+    reboot_action: int
+    stage1_interrupt: int
+    now: int
+    status: int
+    action: int
+    config_address: int
+    counter: int
+    devices: tuple[bytes, ...]
+
+    LAYOUT: ClassVar[Layout] = MACHINE_LAYOUT
+
+    def pack(self) -> bytes:
+        values = {n: getattr(self, n) for n in self.LAYOUT.names}
+        body = b"".join(_DEVICE_LENGTH.pack(len(d)) + d for d in self.devices)
+        return wrap(KIND_MACHINE, self.LAYOUT.pack(values) + body)
+
+    @classmethod
+    def unpack(cls, data: object, config: dict | None = None) -> MachineState:
+        """The record of a Machine snapshot, its header ranges and framing checked;
+        ``ValueError`` on anything off.  ``config`` (the five configuration fields of the
+        restoring Machine) is checked first, so that a snapshot of another configuration
+        is refused as such."""
+        payload = unwrap(data, KIND_MACHINE)
+        if len(payload) < cls.LAYOUT.size:
+            raise ValueError("data has the wrong payload size for a machine snapshot")
+        f = cls.LAYOUT.unpack_from(payload)
+        if config is not None and any(getattr(f, k) != v for k, v in config.items()):
+            raise ValueError("data is a snapshot of a differently configured Machine "
+                             "(devices, esb_slot, profile, reboot_action or stage1_interrupt)")
+        check_time_field(f.now, "now")
+        if f.status >= N_STATUSES:
+            raise ValueError(f"data holds an unknown status code {f.status}")
+        if f.action >= N_ACTIONS:
+            raise ValueError(f"data holds an unknown action code {f.action}")
+        devices, pos = [], cls.LAYOUT.size
+        for bit in DEVICE_BITS:
+            if not f.device_mask & bit:
+                continue
+            if pos + _DEVICE_LENGTH.size > len(payload):
+                raise ValueError("data is truncated")
+            (n,) = _DEVICE_LENGTH.unpack_from(payload, pos)
+            pos += _DEVICE_LENGTH.size
+            blob = payload[pos:pos + n]
+            if len(blob) != n:
+                raise ValueError("data is truncated")
+            devices.append(blob)
+            pos += n
+        if pos != len(payload):
+            raise ValueError("data has trailing bytes")
+        return cls(**cls.LAYOUT.typed(f), devices=tuple(devices))

@@ -128,65 +128,48 @@ class Machine:
         executed, reads, events = self.run_stream(data)
         return RunResult(executed, reads, events)
 
-    # --- snapshot ---------------------------------------------------------------------------
-    def _config_tuple(self) -> tuple:
-        mask = sum(1 << i for i, k in enumerate(DEVICE_KINDS) if k in self._kinds)
-        return (mask, self._esb_slot, PROFILES.index(self._profile),
-                REBOOT_ACTIONS.index(self._reboot_action), int(self._stage1_interrupt))
+    # --- snapshot (the record: _snapshot.MachineState) -------------------------------------
+    def _config_fields(self) -> dict:
+        """The MachineState fields that hold this Machine's configuration."""
+        return {"device_mask": sum(bit for bit, k in zip(_snapshot.DEVICE_BITS, DEVICE_KINDS)
+                                   if k in self._kinds),
+                "esb_slot": self._esb_slot, "profile": PROFILES.index(self._profile),
+                "reboot_action": REBOOT_ACTIONS.index(self._reboot_action),
+                "stage1_interrupt": int(self._stage1_interrupt)}
 
     def snapshot(self) -> bytes:
+        """Everything but the event log and callbacks, as bytes (docs/snapshot.md)."""
         now, status, action, config_address = self.get_state()
-        head = _MACHINE.pack(*self._config_tuple(), now, status, action, config_address,
-                             self._counter.value)
-        body = b"".join(_LEN.pack(len(s)) + s for s in (d.snapshot() for d in self._devices))
-        return _snapshot.wrap(_snapshot.KIND_MACHINE, head + body)
+        return _snapshot.MachineState(
+            **self._config_fields(), now=now, status=status, action=action,
+            config_address=config_address, counter=self._counter.value,
+            devices=tuple(d.snapshot() for d in self._devices)).pack()
 
     def restore(self, data) -> None:
-        payload = _snapshot.unwrap(check_bytes(data), _snapshot.KIND_MACHINE)
-        if len(payload) < _MACHINE.size:
-            raise ValueError("data has the wrong payload size for a machine snapshot")
-        fields = _MACHINE.unpack_from(payload)
-        config, (now, status, action, config_address, counter) = fields[:5], fields[5:]
-        if config != self._config_tuple():
-            raise ValueError("data is a snapshot of a differently configured Machine "
-                             "(devices, esb_slot, profile, reboot_action or stage1_interrupt)")
-        _snapshot.check_time_field(now, "now")
-        if status >= len(RUN_STATES):
-            raise ValueError(f"data holds an unknown status code {status}")
-        if action >= len(ACTIONS):
-            raise ValueError(f"data holds an unknown action code {action}")
-        states, pos = [], _MACHINE.size
-        for dev in self._devices:
-            if pos + _LEN.size > len(payload):
-                raise ValueError("data is truncated")
-            (n,) = _LEN.unpack_from(payload, pos)
-            blob = payload[pos + _LEN.size:pos + _LEN.size + n]
-            if len(blob) != n:
-                raise ValueError("data is truncated")
-            state = (_snapshot.unpack_ib700(blob) if dev is self.ib700
-                     else self._check_esb_state(_snapshot.unpack_i6300esb(blob)))
-            if state[0] != now or state[1] != action:
+        """Take back a snapshot of a Machine of this configuration; bad data is a
+        ValueError and changes nothing."""
+        state = _snapshot.MachineState.unpack(check_bytes(data), self._config_fields())
+        # same configuration, so state.devices are this Machine's devices, in order
+        records = []
+        for dev, blob in zip(self._devices, state.devices):
+            rec = dev.STATE.unpack(blob)
+            if rec.now != state.now or rec.action != state.action:
                 raise ValueError("data holds a device whose time or action disagrees with the machine")
             # the devices share the machine's arming counter: one value, everywhere
-            if state[5] != counter:
+            if rec.counter != state.counter:
                 raise ValueError("data holds a device arming counter that differs from the machine's")
-            if state[2] and state[4] >= counter:
+            if rec.armed and rec.seq >= state.counter:
                 raise ValueError("data holds a device arming number from the future")
-            states.append(state)
-            pos += _LEN.size + n
-        if pos != len(payload):
-            raise ValueError("data has trailing bytes")
+            if dev is self.i6300esb and (rec.profile != PROFILES.index(self._profile)
+                                         or rec.stage1_interrupt != self._stage1_interrupt):
+                raise ValueError("data holds an i6300esb whose profile or stage1_interrupt "
+                                 "differs from the machine's")
+            records.append(rec)
         # validated: apply
-        for dev, state in zip(self._devices, states):
-            dev._apply(state)
-        self._counter.value = counter
-        self.set_state(now, status, action, config_address)
-
-    def _check_esb_state(self, state):
-        if state[6] != PROFILES.index(self._profile) or bool(state[7]) != self._stage1_interrupt:
-            raise ValueError("data holds an i6300esb whose profile or stage1_interrupt "
-                             "differs from the machine's")
-        return state
+        for dev, rec in zip(self._devices, records):
+            dev._apply(rec)
+        self._counter.value = state.counter
+        self.set_state(state.now, state.status, state.action, state.config_address)
 
     def __reduce__(self):
         return (_machine_from_snapshot, (self._kinds, self._esb_slot, self._profile,
@@ -196,12 +179,6 @@ class Machine:
     def __repr__(self) -> str:
         return (f"<Machine ({self.implementation}) now={self.now} status={self.status.value} "
                 f"action={self.action.value} devices={','.join(self._kinds)}>")
-
-
-import struct  # noqa: E402  (only the interim snapshot layout below)
-
-_MACHINE = struct.Struct("<BBBBB QBBIQ")
-_LEN = struct.Struct("<I")
 
 
 def _machine_class(impl) -> type:

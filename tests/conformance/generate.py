@@ -59,25 +59,24 @@ class Generator:
         self.ops.append(op)
 
     def _esb_fields(self):
-        from wdcore._snapshot import unpack_i6300esb
+        from wdcore._snapshot import I6300ESBState
 
-        return unpack_i6300esb(self.shadow.i6300esb.snapshot())
+        return I6300ESBState.unpack(self.shadow.i6300esb.snapshot())
 
     def _zero_cycle_armed(self) -> bool:
         f = self._esb_fields()
-        enabled, free_run, reboot_disabled, p1, p2 = f[8], f[10], f[11], f[14], f[15]
-        return bool(enabled and free_run and reboot_disabled and p1 == 0 and p2 == 0)
+        return bool(f.enabled and f.free_run and f.reboot_disabled
+                    and f.preload1 == 0 and f.preload2 == 0)
 
     def _too_many_cycles(self, op: tuple) -> bool:
         """QEMU handles free-running cycles one timer callback at a time (wdcore jumps
         them in O(1)): a step over millions of tiny cycles takes QEMU longer than the
         harness waits.  Such steps are dropped; up to MAX_QEMU_CYCLES are kept."""
         f = self._esb_fields()
-        enabled, free_run, reboot_disabled, one_mhz, p1, p2 = f[8], f[10], f[11], f[12], f[14], f[15]
-        if not (enabled and free_run and reboot_disabled):
+        if not (f.enabled and f.free_run and f.reboot_disabled):
             return False
-        shift = 5 if one_mhz else 15
-        period = ((p1 << shift) + (p2 << shift)) * 30
+        shift = 5 if f.one_mhz else 15
+        period = ((f.preload1 << shift) + (f.preload2 << shift)) * 30
         step = op[1] if op[0] == "clock_step" else max(op[1] - self.shadow.now, 0)
         return period > 0 and step // period > MAX_QEMU_CYCLES
 

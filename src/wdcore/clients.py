@@ -145,10 +145,21 @@ class firmware:
         return ((~readback & 0xFFFFFFFF) | 0xF) + 1
 
     @staticmethod
+    def place_bar0(slot: int, bar: int) -> list[tuple]:
+        """BAR0 ← ``bar``."""
+        return pci_config_write(slot, PCI_BAR0, 4, bar)
+
+    @staticmethod
+    def enable_memory(slot: int, command: int = 0) -> list[tuple]:
+        """Command ← ``command`` | memory decoding (SPEC.md §5.3).  A PCI core reads the
+        command register first (``pci_config_read(slot, PCI_COMMAND, 2)``) and passes
+        what it read; after a reset that is 0, the default."""
+        return pci_config_write(slot, PCI_COMMAND, 2, command | PCI_COMMAND_MEMORY)
+
+    @staticmethod
     def assign_bar0(slot: int, bar: int) -> list[tuple]:
-        """BAR0 ← ``bar``; command ← memory decoding on (SPEC.md §5.3)."""
-        return (pci_config_write(slot, PCI_BAR0, 4, bar)
-                + pci_config_write(slot, PCI_COMMAND, 2, PCI_COMMAND_MEMORY))
+        """place_bar0 + enable_memory on a command register known to be 0."""
+        return firmware.place_bar0(slot, bar) + firmware.enable_memory(slot)
 
     @staticmethod
     def bring_up(slot: int, bar: int, *, first: int = 0) -> list[tuple]:
@@ -334,10 +345,20 @@ class freebsd_i6300esbwd:
     @staticmethod
     def attach(slot: int, bar: int, *, locked: bool = False) -> list[tuple]:
         """§6.3 step 1: CW16(0x60 ← 0x0003); CR8(0x68) (one read); CW8(0x68 ← 0) unless
-        that read showed the lock (pass it as ``locked``); UNLOCK16; MW16(0x0C ← 0x0300)."""
-        return (pci_config_write(slot, CFG_WDT_CONFIG, 2, freebsd_i6300esbwd.CONFIG)
-                + _lock_read(slot) + ([] if locked else _lock_write(slot, 0x00))
-                + esb_reload(bar, 0x0300))
+        that read showed the lock (pass it as ``locked``); UNLOCK16; MW16(0x0C ← 0x0300).
+        The same as ``attach_begin`` + ``attach_end``, for a caller that looks at the
+        read before going on."""
+        return freebsd_i6300esbwd.attach_begin(slot) + freebsd_i6300esbwd.attach_end(slot, bar, locked=locked)
+
+    @staticmethod
+    def attach_begin(slot: int) -> list[tuple]:
+        """attach up to its lock-register read (one read; ``locked(value)``)."""
+        return pci_config_write(slot, CFG_WDT_CONFIG, 2, freebsd_i6300esbwd.CONFIG) + _lock_read(slot)
+
+    @staticmethod
+    def attach_end(slot: int, bar: int, *, locked: bool) -> list[tuple]:
+        """The rest of attach, given what attach_begin's read showed."""
+        return ([] if locked else _lock_write(slot, 0x00)) + esb_reload(bar, 0x0300)
 
     @staticmethod
     def valid_interval(n: int) -> bool:

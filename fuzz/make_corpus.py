@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fuzz.harness import ACTIONS
-from wdcore import I6300ESB, IB700, Machine, ops
+from wdcore import I6300ESB, IB700, Machine, clients, ops
+from wdcore.clients import (clock_step, esb_preloads, firmware, mem_read, mem_write,
+                            pci_config_read, pci_config_write)
 
 HERE = Path(__file__).resolve().parent
 S = 1_000_000_000
@@ -15,139 +17,64 @@ BAR = 0xE0000000
 SLOT = 2  # config byte bits 6:5 = 0
 
 
-class Guest:
-    def __init__(self) -> None:
-        self.ops: list[tuple] = []
-
-    def cfg(self, offset, size, value=None):
-        self.ops.append(("outl", 0xCF8, 0x80000000 | (SLOT << 11) | (offset & 0xFC)))
-        w = "bwl"[size >> 1]
-        port = 0xCFC + (offset & 3)
-        self.ops.append((f"in{w}", port) if value is None else (f"out{w}", port, value))
-
-    def mw(self, offset, size, value):
-        self.ops.append((f"write{'bwl'[size >> 1]}", BAR + offset, value))
-
-    def mr(self, offset, size):
-        self.ops.append((f"read{'bwl'[size >> 1]}", BAR + offset))
-
-    def unlock(self, size=2):
-        self.mw(0x0C, size, 0x80)
-        self.mw(0x0C, size, 0x86)
-
-    def ping(self, size=2):
-        self.unlock(size)
-        self.mw(0x0C, 2, 0x0100)
-
-    def bring_up(self):
-        for dev in range(SLOT + 1):
-            self.ops.append(("outl", 0xCF8, 0x80000000 | (dev << 11)))
-            self.ops.append(("inl", 0xCFC))
-        self.cfg(0x10, 4, 0xFFFFFFFF)
-        self.cfg(0x10, 4)
-        self.cfg(0x10, 4, BAR)
-        self.cfg(0x04, 2, 0x0002)
-
-    def preloads(self, p1, p2, size=2):
-        for reg, p in ((0x00, p1), (0x04, p2)):
-            self.unlock(size)
-            self.mw(reg, 4, p)
+def bring_up() -> list[tuple]:
+    return firmware.bring_up(SLOT, BAR)
 
 
 def linux_mainline(heartbeat=30, nowayout=False, silence=True):
-    g = Guest()
-    g.bring_up()
-    g.cfg(0x60, 2, 0x0003)
-    g.cfg(0x68, 1)
-    g.cfg(0x68, 1, 0)
-    g.unlock()
-    g.mr(0x0C, 2)
-    g.unlock()
-    g.mw(0x0C, 2, 0x0300)
-    g.preloads(heartbeat << 9, heartbeat << 9)
-    g.ping()
-    g.ping()
-    g.cfg(0x68, 1, 0x03 if nowayout else 0x02)
+    """SPEC.md §6.1: probe, open, three pings half a heartbeat apart, then silence or
+    a stop."""
+    drv = clients.linux_i6300esb
+    seq = bring_up() + drv.probe(SLOT, BAR, heartbeat) + drv.start(SLOT, BAR, nowayout)
     for _ in range(3):
-        g.ops.append(("clock_step", heartbeat * S // 2))
-        g.ping()
+        seq += clock_step(heartbeat * S // 2) + drv.ping(BAR)
     if silence:
-        g.ops += [("clock_step",), ("clock_step",), ("clock_step",)]
+        seq += clock_step() * 3
     else:
-        g.ping()
-        g.cfg(0x68, 1, 0)
-        g.cfg(0x68, 1)
-    return g.ops
+        seq += drv.stop(SLOT, BAR)
+    return seq
 
 
 def linux_legacy():
-    g = Guest()
-    g.bring_up()
-    g.cfg(0x60, 2, 0x0003)
-    g.unlock(1)
-    g.mr(0x0C, 2)
-    g.unlock(1)
-    g.mw(0x0C, 2, 0x1100)
-    g.preloads(30 << 9, 30 << 9, size=1)
-    g.ping(1)
-    g.cfg(0x68, 1, 0)
-    g.cfg(0x68, 1)
-    g.cfg(0x64, 4)
-    return g.ops
+    """SPEC.md §6.2, abbreviated as this seed has always been: the probe skips the
+    lock-register read and clear, and the final stop its reload (set_timeout's reload
+    comes just before it)."""
+    drv = clients.linux_i6300esb_legacy
+    return (bring_up() + pci_config_write(SLOT, 0x60, 2, drv.CONFIG)
+            + drv.boot_status(BAR) + drv.clear_boot_status(BAR) + drv.set_timeout(BAR, 30)
+            + pci_config_write(SLOT, 0x68, 1, 0) + pci_config_read(SLOT, 0x68, 1)
+            + drv.getstatus(SLOT))
 
 
 def freebsd(n=30):
-    g = Guest()
-    g.bring_up()
-    g.cfg(0x60, 2, 0x0003)
-    g.cfg(0x68, 1)
-    g.cfg(0x68, 1, 0)
-    g.unlock()
-    g.mw(0x0C, 2, 0x0300)
-    g.ping()
-    g.preloads(1 << (n - 20), 1 << (n - 20))
-    g.ping()
-    g.cfg(0x68, 1, 0x02)
-    g.cfg(0x68, 1)
-    g.ops += [("clock_step",), ("clock_step",)]
-    g.cfg(0x68, 1, 0x01)
-    return g.ops
+    """SPEC.md §6.3: attach, event(n), let it expire, then the sysctl lock on the
+    register the internal reset cleared."""
+    drv = clients.freebsd_i6300esbwd
+    return (bring_up() + drv.attach(SLOT, BAR) + drv.event(SLOT, BAR, n) + clock_step() * 2
+            + drv.sysctl_lock(SLOT, 0x00))
 
 
 def free_running():
-    g = Guest()
-    g.bring_up()
-    g.cfg(0x60, 2, 0x0024)  # reboot disabled, 1 MHz
-    g.preloads(1, 1)
-    g.cfg(0x68, 1, 0x06)
-    g.ops += [("clock_step", 10**9), ("clock_step",), ("clock_step",)]
-    return g.ops
+    seq = bring_up() + pci_config_write(SLOT, 0x60, 2, 0x0024)  # reboot disabled, 1 MHz
+    seq += esb_preloads(BAR, 1, 1) + pci_config_write(SLOT, 0x68, 1, 0x06)
+    return seq + clock_step(10**9) + clock_step() * 2
 
 
 def stage1_interrupt():
-    g = Guest()
-    g.bring_up()
-    g.cfg(0x60, 2, 0x0004)
-    g.preloads(1, 5)
-    g.cfg(0x68, 1, 0x02)
-    g.ops += [("clock_step",)]
-    g.mr(0x08, 4)
-    g.mw(0x08, 1, 1)
-    g.mr(0x08, 4)
-    return g.ops
+    seq = bring_up() + pci_config_write(SLOT, 0x60, 2, 0x0004)
+    seq += esb_preloads(BAR, 1, 5) + pci_config_write(SLOT, 0x68, 1, 0x02) + clock_step()
+    return seq + mem_read(BAR + 0x08, 4) + mem_write(BAR + 0x08, 1, 1) + mem_read(BAR + 0x08, 4)
 
 
 def wdt_ib700_qtest():
-    return [("clock_step", 40 * S), ("outb", 0x443, 0x0E), ("clock_step", S),
-            ("outb", 0x443, 0x0E), ("clock_step", S), ("outb", 0x441, 1),
-            ("clock_step", 3 * S), ("outb", 0x443, 0x0D), ("clock_step", 3 * S),
-            ("clock_step", 2 * S)]
+    return clients.qemu_wdt_ib700_test.ops()
 
 
 def ib700wdt(timeout):
-    index = 15 - (timeout + 1) // 2
-    return [("outb", 0x443, 0), ("clock_step", 10 * S), ("outb", 0x443, index),
-            ("clock_step", 5 * S), ("outb", 0x443, index), ("clock_step",), ("outb", 0x441, 0)]
+    """SPEC.md §6.4: open (30 s), SETTIMEOUT(timeout), a ping, silence, close with 'V'."""
+    drv = clients.linux_ib700wdt
+    return (drv.start() + clock_step(10 * S) + drv.set_timeout(timeout) + clock_step(5 * S)
+            + drv.ping(timeout) + clock_step() + drv.stop())
 
 
 def ops_corpus() -> dict[str, bytes]:

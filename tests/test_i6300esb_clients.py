@@ -6,7 +6,8 @@ through ``m.io_*``, ``m.mem_*`` and ``m.advance*``; ``m.events``, ``m.status`` a
 ``m.next_deadline`` are only read, to observe.
 
 1. A small PCI helper, the firmware bring-up of §6, and driver models: Linux mainline (§6.1),
-   Linux legacy v0.03/v0.04 (§6.2), FreeBSD i6300esbwd (§6.3).
+   Linux legacy v0.03/v0.04 (§6.2), FreeBSD i6300esbwd (§6.3).  Their accesses are the op
+   lists of ``wdcore.clients``, applied one op at a time (``tests.guest.do``).
 2. Every i6300ESB row of the §6.6 scenario table (#5..#14), to the nanosecond.
 3. Finding the function: ``esb_slot`` and other scan orders.
 
@@ -18,14 +19,17 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import S
+from tests.guest import do
+from wdcore import clients
+from wdcore.clients import ESB_ID, firmware
 
 # =============================================================================================
 # Constants from SPEC.md
 # =============================================================================================
 
 CONFIG_ADDRESS, CONFIG_DATA = 0xCF8, 0xCFC          # §5.2
-ESB_ID = 0x25AB8086                                 # §3.1: vendor 0x8086 / device 0x25AB
-IB700_ARM = 0x443                                    # §2.1
+assert (clients.CONFIG_ADDRESS, clients.CONFIG_DATA) == (CONFIG_ADDRESS, CONFIG_DATA)
+assert ESB_ID == 0x25AB8086                         # §3.1: vendor 0x8086 / device 0x25AB
 BASE = 0xFEBF0000                                    # a BAR0 in the PCI hole (§7.3 item 6)
 OTHER_BASE = 0xE0000000
 
@@ -75,21 +79,25 @@ def wd(action, t):
 class Pci:
     """One PCI function as a guest kernel reaches it: configuration mechanism #1 with
     CONFIG_ADDRESS = 0x80000000 | bus<<16 | dev<<11 | fn<<8 | (offset & 0xFC) and the data at
-    port 0xCFC + (offset & 3), and its BAR0 window through memory accesses."""
+    port 0xCFC + (offset & 3) (``clients.pci_config_*``), and its BAR0 window through memory
+    accesses."""
 
     def __init__(self, m, dev, bus=0, fn=0, base=None):
         self.m, self.dev, self.bus, self.fn, self.base = m, dev, bus, fn, base
 
+    def do(self, ops):
+        return do(self.m, ops)
+
     def address(self, offset):
-        return 0x80000000 | self.bus << 16 | self.dev << 11 | self.fn << 8 | (offset & 0xFC)
+        return clients.pci_address(self.dev, offset, bus=self.bus, function=self.fn)
 
     def cfg_read(self, offset, size):
-        self.m.io_write(CONFIG_ADDRESS, 4, self.address(offset))
-        return self.m.io_read(CONFIG_DATA + (offset & 3), size)
+        return self.do(clients.pci_config_read(self.dev, offset, size, bus=self.bus,
+                                               function=self.fn))[0]
 
     def cfg_write(self, offset, size, value):
-        self.m.io_write(CONFIG_ADDRESS, 4, self.address(offset))
-        self.m.io_write(CONFIG_DATA + (offset & 3), size, value)
+        self.do(clients.pci_config_write(self.dev, offset, size, value, bus=self.bus,
+                                         function=self.fn))
 
     def cr8(self, o): return self.cfg_read(o, 1)
     def cr16(self, o): return self.cfg_read(o, 2)
@@ -99,8 +107,8 @@ class Pci:
     def cw32(self, o, v): self.cfg_write(o, 4, v)
 
     # BAR0 (§3.5 registers at BAR0 + offset; §5.3 decode)
-    def mr(self, off, size): return self.m.mem_read(self.base + off, size)
-    def mw(self, off, size, v): self.m.mem_write(self.base + off, size, v)
+    def mr(self, off, size): return self.do(clients.mem_read(self.base + off, size))[0]
+    def mw(self, off, size, v): self.do(clients.mem_write(self.base + off, size, v))
     def mr16(self, off): return self.mr(off, 2)
     def mw8(self, off, v): self.mw(off, 1, v)
     def mw16(self, off, v): self.mw(off, 2, v)
@@ -110,8 +118,7 @@ class Pci:
 def scan(m, order=range(32)):
     """§6 bring-up: "scan bus 0 devices 0–31 via dword reads of offset 0 until 0x25AB8086"."""
     for dev in order:
-        m.io_write(CONFIG_ADDRESS, 4, 0x80000000 | dev << 11)
-        if m.io_read(CONFIG_DATA, 4) == ESB_ID:
+        if do(m, firmware.read_id(dev)) == [ESB_ID]:
             return dev
     return None
 
@@ -121,62 +128,49 @@ def bring_up(m, base=BASE, order=range(32)):
     dev = scan(m, order)
     assert dev is not None, "no 8086:25ab on bus 0"
     pci = Pci(m, dev)
-    pci.cw32(0x10, 0xFFFFFFFF)
-    sizing = pci.cr32(0x10)
+    [sizing] = do(m, firmware.size_bar0(dev))
     # §3.1: "BAR0 size probe: all-ones reads back 0xFFFFFFF0 (16 bytes)"
     assert sizing == 0xFFFFFFF0
-    assert ((~sizing & 0xFFFFFFFF) | 0xF) + 1 == 16
-    pci.cw32(0x10, base)
+    assert ((~sizing & 0xFFFFFFFF) | 0xF) + 1 == 16 == firmware.bar_size(sizing)
+    do(m, firmware.place_bar0(dev, base))
     assert pci.cr32(0x10) == base
-    pci.cw16(0x04, pci.cr16(0x04) | 0x0002)
+    do(m, firmware.enable_memory(dev, pci.cr16(0x04)))
     assert pci.cr16(0x04) & 0x0002
     pci.base = base
     return pci
 
 
 # =============================================================================================
-# 2. Driver models
+# 2. Driver models: the clients' op lists (wdcore.clients) plus the state a driver keeps
 # =============================================================================================
 
 class LinuxMainline:
-    """drivers/watchdog/i6300esb.c (SPEC.md §6.1)."""
+    """drivers/watchdog/i6300esb.c (SPEC.md §6.1): ``clients.linux_i6300esb``."""
+
+    CLIENT = clients.linux_i6300esb
 
     def __init__(self, pci, heartbeat=30, nowayout=False):
-        if not 1 <= heartbeat <= 2046:  # "Heartbeat t = 1..2046 s, default 30"
-            raise ValueError(heartbeat)
+        self.CLIENT.preload(heartbeat)  # "Heartbeat t = 1..2046 s": ValueError outside
         self.pci, self.heartbeat, self.nowayout = pci, heartbeat, nowayout
         self.running = False
         self.nowayout_already_set = None
         self.cardreset = None
 
+    def do(self, ops):
+        return self.pci.do(ops)
+
     def unlock(self):  # "UNLOCK16 = MW16(0x0C ← 0x80), MW16(0x0C ← 0x86)"
-        self.pci.mw16(0x0C, 0x80)
-        self.pci.mw16(0x0C, 0x86)
+        self.do(self.CLIENT.unlock(self.pci.base))
 
     def probe(self):
-        # "1. probe: CW16(0x60 ← 0x0003); CR8(0x68), bit 0 → "nowayout already set";
-        #  CW8(0x68 ← 0); UNLOCK16; MR16(0x0C), bit 9 → boot status CARDRESET (the read keeps
-        #  the unlock); UNLOCK16; MW16(0x0C ← 0x0300); then step 2."
-        p = self.pci
-        p.cw16(0x60, 0x0003)
-        self.nowayout_already_set = bool(p.cr8(0x68) & 0x01)
-        p.cw8(0x68, 0x00)
-        self.unlock()
-        self.cardreset = bool(p.mr16(0x0C) & 0x0200)
-        self.unlock()
-        p.mw16(0x0C, 0x0300)
-        self.set_timeout(self.heartbeat)
+        # §6.1 step 1, then set_timeout(heartbeat); reads: the lock byte, the reload word
+        lock, reload = self.do(self.CLIENT.probe(self.pci.dev, self.pci.base, self.heartbeat))
+        self.nowayout_already_set = self.CLIENT.nowayout_already_set(lock)
+        self.cardreset = self.CLIENT.cardreset(reload)
 
     def set_timeout(self, t):
-        # "2. set_timeout(t): UNLOCK16; MW32(0x00 ← t<<9); UNLOCK16; MW32(0x04 ← t<<9);
-        #  UNLOCK16; MW16(0x0C ← 0x0100)."
         self.heartbeat = t
-        self.unlock()
-        self.pci.mw32(0x00, t << 9)
-        self.unlock()
-        self.pci.mw32(0x04, t << 9)
-        self.unlock()
-        self.pci.mw16(0x0C, 0x0100)
+        self.do(self.CLIENT.set_timeout(self.pci.base, t))
 
     def ioctl_settimeout(self, t):
         # "(The watchdog core pings afterwards if running.)"
@@ -185,133 +179,84 @@ class LinuxMainline:
             self.ping()
 
     def start(self):
-        # "3. start (open): UNLOCK16; MW16(0x0C ← 0x0100); CW8(0x68 ← 0x02, or 0x03 with
-        #  nowayout)."
-        self.unlock()
-        self.pci.mw16(0x0C, 0x0100)
-        self.pci.cw8(0x68, 0x03 if self.nowayout else 0x02)
+        self.do(self.CLIENT.start(self.pci.dev, self.pci.base, self.nowayout))
         self.running = True
 
     def ping(self):
-        # "4. ping: UNLOCK16; MW16(0x0C ← 0x0100)."
-        self.unlock()
-        self.pci.mw16(0x0C, 0x0100)
+        self.do(self.CLIENT.ping(self.pci.base))
 
     def stop(self):
-        # "5. stop: UNLOCK16; MW16(0x0C ← 0x0100); CW8(0x68 ← 0); CR8(0x68): bit 1 still set =
-        #  failure."  Returns True on success.
-        self.unlock()
-        self.pci.mw16(0x0C, 0x0100)
-        self.pci.cw8(0x68, 0x00)
-        ok = not self.pci.cr8(0x68) & 0x02
+        """True on success ("CR8(0x68): bit 1 still set = failure"; the legacy driver
+        tests bit 0)."""
+        [lock] = self.do(self.CLIENT.stop(self.pci.dev, self.pci.base))
+        ok = not self.CLIENT.stop_failed(lock)
         if ok:
             self.running = False
         return ok
 
 
 class LinuxLegacy(LinuxMainline):
-    """Linux i6300esb v0.03/v0.04 (SPEC.md §6.2): "As 6.1 except ..."."""
+    """Linux i6300esb v0.03/v0.04 (SPEC.md §6.2): ``clients.linux_i6300esb_legacy``
+    (UNLOCK8, the bit-0 boot-status test, the 0x1100 clear, stop testing the lock bit,
+    open = ping + enable)."""
 
-    def unlock(self):
-        # "1. UNLOCK8 (byte writes) everywhere."
-        self.pci.mw8(0x0C, 0x80)
-        self.pci.mw8(0x0C, 0x86)
-
-    def probe(self):
-        # "2. probe tests bit 0 of MR16(0x0C) (precedence bug; never true on 0x1200) and clears
-        #  with MW16(0x0C ← 0x1100), bits 12 and 8"
-        p = self.pci
-        p.cw16(0x60, 0x0003)
-        self.nowayout_already_set = bool(p.cr8(0x68) & 0x01)
-        p.cw8(0x68, 0x00)
-        self.unlock()
-        self.cardreset = bool(p.mr16(0x0C) & 0x0001)
-        self.unlock()
-        p.mw16(0x0C, 0x1100)
-        self.set_timeout(self.heartbeat)
+    CLIENT = clients.linux_i6300esb_legacy
 
     def init(self):
         # "3. module init ends with stop, whose result tests bit 0 (lock)."
         self.probe()
         return self.stop()
 
-    def stop(self):
-        self.unlock()
-        self.pci.mw16(0x0C, 0x0100)
-        self.pci.cw8(0x68, 0x00)
-        ok = not self.pci.cr8(0x68) & 0x01
-        if ok:
-            self.running = False
-        return ok
-
-    def start(self):
-        # "4. open: ping, then CW8(0x68 ← 0x02 | nowayout)"
-        self.ping()
-        self.pci.cw8(0x68, 0x02 | (0x01 if self.nowayout else 0))
-        self.running = True
-
     def getstatus(self):
         # "GETSTATUS reads config dword 0x64 (raw, 0)"
-        return self.pci.cr32(0x64)
+        return self.do(self.CLIENT.getstatus(self.pci.dev))[0]
 
 
-EINVAL, EPERM = 22, 1
+FREEBSD = clients.freebsd_i6300esbwd
+EINVAL, EPERM = FREEBSD.EINVAL, FREEBSD.EPERM
+assert (EINVAL, EPERM) == (22, 1)
 
 
 class FreeBSD:
-    """FreeBSD i6300esbwd (SPEC.md §6.3)."""
+    """FreeBSD i6300esbwd (SPEC.md §6.3): ``clients.freebsd_i6300esbwd`` and the driver's
+    ``locked`` flag."""
 
     def __init__(self, pci):
         self.pci = pci
         self.locked = False
 
+    def do(self, ops):
+        return self.pci.do(ops)
+
     def unlock(self):
-        self.pci.mw16(0x0C, 0x80)
-        self.pci.mw16(0x0C, 0x86)
+        self.do(clients.esb_unlock(self.pci.base))
 
     def attach(self):
-        # "1. attach: CW16(0x60 ← 0x0003); if CR8(0x68) bit 0 is clear, CW8(0x68 ← 0); UNLOCK16;
-        #  MW16(0x0C ← 0x0300)."
-        p = self.pci
-        p.cw16(0x60, 0x0003)
-        self.locked = bool(p.cr8(0x68) & 0x01)
-        if not self.locked:
-            p.cw8(0x68, 0x00)
-        self.unlock()
-        p.mw16(0x0C, 0x0300)
+        # §6.3 step 1; the lock-register read decides whether 0x68 is cleared
+        [lock] = self.do(FREEBSD.attach_begin(self.pci.dev))
+        self.locked = FREEBSD.locked(lock)
+        self.do(FREEBSD.attach_end(self.pci.dev, self.pci.base, locked=self.locked))
 
     def event(self, n):
-        # "2. event, interval n (2^n ns; EINVAL unless n = 0 or 20 ≤ n < 40): UNLOCK16;
-        #  MW16(0x0C ← 0x0100); then
-        #  - n = 0: EPERM if locked, else CW8(0x68 ← CR8(0x68) & ~0x02);
-        #  - else P = 2^(n−20): UNLOCK16; MW32(0x00 ← P); UNLOCK16; MW32(0x04 ← P); UNLOCK16;
-        #    MW16(0x0C ← 0x0100); if not locked, CW8(0x68 ← 0x02) and CR8(0x68) to learn the
-        #    lock bit."
-        if not (n == 0 or 20 <= n < 40):
+        # §6.3 step 2: EINVAL unless n = 0 or 20 ≤ n < 40 (no access made)
+        if not FREEBSD.valid_interval(n):
             return EINVAL
-        p = self.pci
-        self.unlock()
-        p.mw16(0x0C, 0x0100)
         if n == 0:
+            self.do(FREEBSD.event_disable_reload(self.pci.base))
             if self.locked:
                 return EPERM
-            p.cw8(0x68, p.cr8(0x68) & ~0x02 & 0xFF)
+            [lock] = self.do(FREEBSD.read_lock(self.pci.dev))
+            self.do(FREEBSD.event_disable(self.pci.dev, lock))
             return 0
-        preload = 1 << (n - 20)
-        self.unlock()
-        p.mw32(0x00, preload)
-        self.unlock()
-        p.mw32(0x04, preload)
-        self.unlock()
-        p.mw16(0x0C, 0x0100)
+        reads = self.do(FREEBSD.event(self.pci.dev, self.pci.base, n, locked=self.locked))
         if not self.locked:
-            p.cw8(0x68, 0x02)
-            self.locked = bool(p.cr8(0x68) & 0x01)
+            self.locked = FREEBSD.locked(reads[0])
         return 0
 
     def sysctl_lock(self):
         # "3. sysctl lock: CW8(0x68 ← CR8(0x68) | 1)."
-        self.pci.cw8(0x68, self.pci.cr8(0x68) | 0x01)
+        [lock] = self.do(FREEBSD.read_lock(self.pci.dev))
+        self.do(FREEBSD.sysctl_lock(self.pci.dev, lock))
         self.locked = bool(self.pci.cr8(0x68) & 0x01)
 
 

@@ -247,3 +247,109 @@ def test_replay_poweroff_ends_without_a_reply():
     r = replay("outb 0x443 0xe\nclock_step 3000000000\ninb 0x443\n", "--action", "poweroff")
     assert r.returncode == 0
     assert r.stdout.splitlines() == ["OK"]
+
+
+# --- replay in-process: wdcore.qtest.replay ------------------------------------------------
+
+REPLAY_SCRIPT = ("outb 0x443 0xe\nclock_step 3000000000\ninl 0xcfc\noutl 0xcf8 0x80001000\n"
+                 "inl 0xcfc\nreadw 0xe000000c\nclock_step\nclock_set 1\n")
+GUEST_RESET = {"guest": True, "reason": "guest-reset"}
+
+
+def replay_in_process(script, impl, **kw):
+    import io
+
+    out, events, err = io.StringIO(), io.StringIO(), io.StringIO()
+    kw.setdefault("events_out", events)
+    rc = qtest.replay(script, out=out, err=err, implementation=impl, **kw)
+    return (rc, out.getvalue().splitlines(),
+            [json.loads(line) for line in events.getvalue().splitlines()], err.getvalue())
+
+
+def test_replay_function_prints_qemus_replies_and_events(impl):
+    rc, lines, events, err = replay_in_process(REPLAY_SCRIPT, impl)
+    assert rc == 0 and err == ""
+    # SPEC.md §7.2: OK for writes, OK 0x%04x for in*, OK 0x%016x for read*, OK <ns> for clocks;
+    # CONFIG_ADDRESS 0 at construction: CONFIG_DATA reads all-ones (§5.2 rule 1); 00:02.0
+    # holds 8086:25ab (§3.1); BAR0 unassigned, so memory reads 0 (§5.3); the bare clock_step
+    # with no deadline and the clock_set into the past leave the clock (§7.2)
+    assert lines == ["OK", "OK 3000000000", "OK 0xffffffff", "OK", "OK 0x25ab8086",
+                     "OK 0x0000000000000000", "OK 3000000000", "OK 3000000000"]
+    # index 0xE = 2 s (§2.2); the RESET at the end of the 3 s step (§4.2)
+    assert events == [{"event": "WATCHDOG", "data": {"action": "reset"}, "time_ns": 2 * S},
+                      {"event": "RESET", "data": GUEST_RESET, "time_ns": 3 * S}]
+
+
+def test_replay_function_events_default_to_err_and_to_a_path(impl, tmp_path):
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    assert qtest.replay(REPLAY_SCRIPT, out=out, err=err, action="pause", implementation=impl) == 0
+    assert [json.loads(line)["event"] for line in err.getvalue().splitlines()] == ["WATCHDOG", "STOP"]
+    path = tmp_path / "events.jsonl"
+    rc, lines, _, err = replay_in_process(REPLAY_SCRIPT, impl, events_out=str(path), action="pause")
+    assert rc == 0 and err == "" and lines[:2] == ["OK", "OK 3000000000"]
+    assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["WATCHDOG", "STOP"]
+
+
+def test_replay_function_bad_line_and_bad_events_path(impl, tmp_path):
+    rc, lines, events, err = replay_in_process("outb 0x443 0xe\nfrobnicate 1\n", impl,
+                                               source="script.qtest")
+    assert rc == 2 and lines == [] and events == []
+    assert err.startswith("wdcore replay: script.qtest: line 2: ") and "frobnicate" in err
+    rc, lines, _, err = replay_in_process("outb 0x443 0xe\n", impl,
+                                          events_out=str(tmp_path / "no" / "such" / "dir"))
+    assert rc == 2 and lines == [] and err.startswith("wdcore replay: cannot write ")
+
+
+def test_replay_function_poweroff_ends_without_a_reply(impl):
+    # SPEC.md §7.3 item 2: poweroff exits QEMU inside the clock_step: no reply, nothing after
+    rc, lines, events, _ = replay_in_process("outb 0x443 0xe\nclock_step 3000000000\ninb 0x443\n",
+                                             impl, action="poweroff")
+    assert rc == 0 and lines == ["OK"]
+    assert events == [{"event": "WATCHDOG", "data": {"action": "poweroff"}, "time_ns": 2 * S}]
+
+
+def test_replay_function_no_reboot_exits_after_the_reply(impl):
+    # §7.3 item 2: "-no-reboot + reset exits after the reply and SHUTDOWN"; index 0xF = 0 s
+    # fires at the write (§6.6 #3)
+    rc, lines, events, _ = replay_in_process("outb 0x443 0xf\ninb 0x443\nclock_step 5\n", impl,
+                                             reboot_action="shutdown")
+    assert rc == 0 and lines == ["OK"]
+    assert events == [{"event": "WATCHDOG", "data": {"action": "reset"}, "time_ns": 0},
+                      {"event": "SHUTDOWN", "data": GUEST_RESET, "time_ns": 0}]
+
+
+@pytest.mark.parametrize("profile, config_readback", [("qemu", "OK 0x0027"), ("qemu-7.2", "OK 0x0035")])
+def test_replay_function_slot_and_profile(impl, profile, config_readback):
+    # 00:05.0 with esb_slot=5, 00:02.0 empty (§5.2 rule 3); WDT Configuration 0xFFFF reads back
+    # 0x0027 in qemu, 0x0035 in qemu-7.2 (§3.3)
+    script = ("outl 0xcf8 0x80001000\ninl 0xcfc\noutl 0xcf8 0x80002800\ninl 0xcfc\n"
+              "outl 0xcf8 0x80002860\noutw 0xcfc 0xffff\ninw 0xcfc\n")
+    rc, lines, _, _ = replay_in_process(script, impl, esb_slot=5, profile=profile)
+    assert rc == 0
+    assert lines == ["OK", "OK 0xffffffff", "OK", "OK 0x25ab8086", "OK", "OK", config_readback]
+
+
+def test_replay_function_runs_a_linux_client_script(impl):
+    # SPEC.md §6.6 #5 and #6 as a qtest script built from wdcore.clients: bring-up, mainline
+    # probe and open (heartbeat 30 s: both stages 30 198 988 800 ns, §3.9), silence, then
+    # after the reset a new bring-up whose boot-status read shows the flag (0x1200)
+    from wdcore.clients import firmware, linux_i6300esb as drv
+
+    bar, both = 0xE0000000, 30_198_988_800
+    seq = (firmware.bring_up(2, bar) + drv.probe(2, bar) + drv.start(2, bar)
+           + [("clock_step", both)] + firmware.bring_up(2, bar) + drv.boot_status(bar))
+
+    def line(op):
+        return " ".join([op[0]] + [f"{x:#x}" if op[0] != "clock_step" else str(x) for x in op[1:]])
+
+    rc, lines, events, _ = replay_in_process("\n".join(map(line, seq)) + "\n", impl)
+    assert rc == 0
+    reads = [l for l, op in zip(lines, seq) if op[0].startswith(("in", "read"))]
+    first = ["OK 0xffffffff", "OK 0xffffffff", "OK 0x25ab8086", "OK 0xfffffff0"]  # scan, sizing
+    assert reads == first + ["OK 0x0000", "OK 0x0000000000000000"] + first + ["OK 0x0000000000001200"]
+    assert lines[seq.index(("clock_step", both))] == f"OK {both}"
+    assert all(l == "OK" for l, op in zip(lines, seq) if op[0].startswith(("out", "write")))
+    assert events == [{"event": "WATCHDOG", "data": {"action": "reset"}, "time_ns": both},
+                      {"event": "RESET", "data": GUEST_RESET, "time_ns": both}]

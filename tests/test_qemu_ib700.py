@@ -1,8 +1,10 @@
 """QEMU conformance for the IB700 on a Machine.
 
-1. QEMU's ``tests/qtest/wdt_ib700-test.c`` ported step by step (SPEC.md §6.7).
-2. The Linux ib700wdt drivers (SPEC.md §6.4 current, §6.5 2.6 era) driven through Machine port
-   writes, with the §6.6 scenarios 1-4 checked to the nanosecond.
+1. QEMU's ``tests/qtest/wdt_ib700-test.c`` (SPEC.md §6.7, ``clients.qemu_wdt_ib700_test``),
+   checked after every op.
+2. The Linux ib700wdt drivers (SPEC.md §6.4 current, §6.5 2.6 era; ``clients.linux_ib700wdt``,
+   ``clients.linux_ib700wdt_2_6``) driven through Machine port writes, with the §6.6
+   scenarios 1-4 checked to the nanosecond.
 
 Every test runs on the compiled core and on the Python twin (``make_machine``).
 """
@@ -11,9 +13,13 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import S
+from tests.guest import do
+from wdcore import clients
+from wdcore.clients import linux_ib700wdt, linux_ib700wdt_2_6, qemu_wdt_ib700_test
 
 # SPEC.md §2.1 ports
 DISABLE, ARM = 0x441, 0x443
+assert (clients.IB700_DISABLE, clients.IB700_ARM) == (DISABLE, ARM)
 
 GUEST = {"guest": True, "reason": "guest-reset"}
 
@@ -49,52 +55,44 @@ def _no_event(m, now):
     assert m.now == now  # qtest's "OK <clock>" reply
 
 
-def _clock_step(m, ns):
-    m.advance(ns)
-    return m.now
+# after each op of clients.qemu_wdt_ib700_test.ops(): (now, next_deadline, expiries of a step)
+QTEST_EXPECT = [
+    (40 * S, None, 0),      # 1. "step 40 s, no event"
+    (40 * S, 42 * S, None),  # 2. "outb(0x0E → 0x443) (deadline 42 s)": index E = 2 s (§2.2)
+    (41 * S, 42 * S, 0),    # 3. "step 1 s, no event, outb(0x0E → 0x443) (43 s)": the ping
+    (41 * S, 43 * S, None),  #    replaces the deadline
+    (42 * S, 43 * S, 0),    # 4. "step 1 s, no event, outb(1 → 0x441)": disable (42 s, the
+    (42 * S, None, None),    #    old 42 s deadline is gone)
+    (45 * S, None, 0),      # 5. "step 3 s, no event": 45 s, past the cancelled 43 s deadline
+    (45 * S, 49 * S, None),  # 6. "outb(0x0D → 0x443) at 45 s (49 s)": index D = 30 - 2*13 = 4 s
+    (48 * S, 49 * S, 0),    # 7. "step 3 s, no event" (48 s) ...
+]
 
 
 @pytest.mark.parametrize("case", list(QEMU_CASES))
 def test_wdt_ib700_qtest(make_machine, case):
     config, action, follow_up, status = QEMU_CASES[case]
     m = make_machine(**config)
-
-    # 1. "step 40 s, no event"
-    assert _clock_step(m, 40 * S) == 40 * S
-    _no_event(m, 40 * S)
-    # 2. "outb(0x0E → 0x443) (deadline 42 s)": index E = 2 s (§2.2)
-    m.io_write(ARM, 1, 0x0E)
-    assert m.next_deadline == 42 * S
-    _no_event(m, 40 * S)
-    # 3. "step 1 s, no event, outb(0x0E → 0x443) (43 s)": the ping replaces the deadline
-    _clock_step(m, 1 * S)
-    _no_event(m, 41 * S)
-    m.io_write(ARM, 1, 0x0E)
-    assert m.next_deadline == 43 * S
-    # 4. "step 1 s, no event, outb(1 → 0x441)": disable (42 s, the old 42 s deadline is gone)
-    _clock_step(m, 1 * S)
-    _no_event(m, 42 * S)
-    m.io_write(DISABLE, 1, 1)
-    assert m.next_deadline is None
-    _no_event(m, 42 * S)
-    # 5. "step 3 s, no event": 45 s, past the cancelled 43 s deadline
-    _clock_step(m, 3 * S)
-    _no_event(m, 45 * S)
-    # 6. "outb(0x0D → 0x443) at 45 s (49 s)": index D = 30 - 2*13 = 4 s (§2.2)
-    m.io_write(ARM, 1, 0x0D)
-    assert m.next_deadline == 49 * S
-    _no_event(m, 45 * S)
-    # 7. "step 3 s, no event" (48 s) ...
-    assert m.advance(3 * S) == 0
-    _no_event(m, 48 * S)
+    seq = qemu_wdt_ib700_test.ops()
+    assert seq[:2] == [("clock_step", 40 * S), ("outb", 0x443, 0x0E)]
+    assert len(seq) == len(QTEST_EXPECT) + 1
+    for op, (now, deadline, expiries) in zip(seq, QTEST_EXPECT):
+        if op[0] == "clock_step":
+            assert m.advance(op[1]) == expiries
+        else:
+            do(m, [op])
+        assert m.next_deadline == deadline
+        _no_event(m, now)
     # ... "step 2 s → WATCHDOG with the case's action at 49 s".  Arithmetic: the step starts
     # at 48 s and ends at 50 s; the deadline 45 + 4 = 49 s lies inside it, so WATCHDOG carries
     # 49 s.  §4.2: "Requests are processed at the end of the operation, after every expiry due
     # by then, at the final `now`" - the operation is this 2 s step, which ends at 48 + 2 =
     # 50 s, so STOP / RESET / SHUTDOWN carry time_ns 50 s ("In wdcore the follow-up has
     # `time_ns` 50 s", §6.7).
-    assert m.advance(2 * S) == 1
+    assert seq[-1] == ("clock_step", 2 * S)
+    assert m.advance(seq[-1][1]) == 1
     assert m.events == [wd(action, 49 * S)] + follow_up
+    assert (qemu_wdt_ib700_test.EXPIRY_NS, qemu_wdt_ib700_test.END_NS) == (49 * S, 50 * S)
     assert m.status == status
     assert m.now == 50 * S
     assert m.next_deadline is None
@@ -105,15 +103,17 @@ def test_wdt_ib700_qtest(make_machine, case):
 # =============================================================================================
 
 class LinuxIb700Current:
-    """drivers/watchdog/ib700wdt.c, current (§6.4)."""
+    """drivers/watchdog/ib700wdt.c, current (§6.4): ``clients.linux_ib700wdt`` and the
+    stored timeout."""
 
     def __init__(self, m):
         self.m = m
-        self.timeout = 30  # "t = 0..30 s, default 30"
+        self.timeout = linux_ib700wdt.TIMEOUT_DEFAULT  # "t = 0..30 s, default 30"
+        assert self.timeout == 30
 
     def ping(self):
         # "outb(15 − (t+1)/2 → 0x443), integer division"
-        self.m.io_write(ARM, 1, 15 - (self.timeout + 1) // 2)
+        do(self.m, linux_ib700wdt.ping(self.timeout))
 
     open = keepalive = ping
 
@@ -122,40 +122,39 @@ class LinuxIb700Current:
         if not 0 <= t <= 30:
             raise OSError("EINVAL")
         self.timeout = t
-        self.ping()
+        do(self.m, linux_ib700wdt.set_timeout(t))
 
     def disable(self):
         # "disable (DISABLECARD, close with 'V', shutdown): outb(0 → 0x441)"
-        self.m.io_write(DISABLE, 1, 0)
+        do(self.m, linux_ib700wdt.stop())
 
     close_with_v = disable
 
 
 class LinuxIb700Legacy:
-    """ib700wdt, 2.6 era (§6.5)."""
+    """ib700wdt, 2.6 era (§6.5): ``clients.linux_ib700wdt_2_6`` and the stored index."""
 
     WD_TIMES = [30 - 2 * i for i in range(16)]  # the driver's own copy of the §2.2 table
+    assert tuple(WD_TIMES) == linux_ib700wdt_2_6.TABLE
 
     def __init__(self, m):
         self.m = m
-        self.index = 0  # "index starts at 0 (30 s)"
+        self.index = linux_ib700wdt_2_6.INDEX_DEFAULT  # "index starts at 0 (30 s)"
+        assert self.index == 0
 
     def ping(self):
         # "outb(index → 0x443)"; index -1 is written as the byte 0xFF
-        self.m.io_write(ARM, 1, self.index & 0xFF)
+        do(self.m, linux_ib700wdt_2_6.ping(self.index))
 
     open = ping
 
     def settimeout(self, n):
         # "index = first i from 15 down to 0 with table[i] > n ...; n = 30 leaves −1"
-        i = 15
-        while i > -1 and not self.WD_TIMES[i] > n:
-            i -= 1
-        self.index = i
+        self.index = linux_ib700wdt_2_6.index(n)
         self.ping()
 
     def close_with_v(self):
-        self.m.io_write(DISABLE, 1, 0)
+        do(self.m, linux_ib700wdt_2_6.stop())
 
 
 T0 = 12_345_678_901  # an arbitrary access time, to the ns

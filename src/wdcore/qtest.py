@@ -8,12 +8,19 @@ and ``#`` comments are skipped (a convenience of scripts; QEMU has no comments).
 Anything else — an unknown command, a missing or extra argument, a port above 0xffff
 (QEMU aborts on it), a negative or unparsable number — is a ``ValueError`` naming the
 line.
+
+``replay(text, ...)`` runs a script on a Machine and prints what QEMU's qtest server
+would; it is what ``python -m wdcore replay`` runs.
 """
 from __future__ import annotations
 
+import json
+import os
+import sys
+
 from wdcore.ops import ADDR_END, TIME_MAX_NS
 
-__all__ = ["parse", "parse_line", "reply"]
+__all__ = ["parse", "parse_line", "reply", "replay"]
 
 _WIDTH = {"b": 1, "w": 2, "l": 4}
 _ACCESS = {f"{kind}{w}" for kind in ("out", "in", "write", "read") for w in "bwl"}
@@ -99,3 +106,54 @@ def reply(op: tuple, read_value: int | None, now: int) -> str:
     if name.startswith("clock"):
         return f"OK {now}"
     return "OK"
+
+
+def replay(text: str, *, out=None, events_out=None, err=None, source: str = "-",
+           action: str = "reset", esb_slot: int = 2, profile: str = "qemu",
+           reboot_action: str = "reset", implementation: str | None = None) -> int:
+    """Run the qtest script ``text`` on a fresh Machine; returns the exit status.
+
+    On ``out`` (default stdout) one reply line per command, exactly as QEMU's qtest
+    server prints them (``reply``); the Machine's events as JSON lines on ``events_out``
+    (a file object, or a path to create; default: ``err``).  A command after the
+    Machine shut down or powered off is not run (QEMU would have exited), and a clock
+    command during which it powered off gets no reply (QEMU exits inside it).  A bad
+    line, or an ``events_out`` path that cannot be written, is reported on ``err``
+    (default stderr) as ``wdcore replay: ...`` with status 2; ``source`` names the
+    script in that message.  The keyword arguments after ``source`` are the Machine's
+    (``reboot_action="shutdown"`` is QEMU's ``-no-reboot``).
+    """
+    from wdcore import Machine
+
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    try:
+        ops = parse(text)
+    except ValueError as exc:
+        print(f"wdcore replay: {source}: {exc}", file=err)
+        return 2
+    close = None
+    if events_out is None:
+        events_out = err
+    elif isinstance(events_out, (str, os.PathLike)):
+        try:
+            events_out = close = open(events_out, "w", encoding="utf-8")
+        except OSError as exc:
+            print(f"wdcore replay: cannot write {os.fspath(events_out)}: {exc.strerror}", file=err)
+            return 2
+    try:
+        m = Machine(action=action, esb_slot=esb_slot, profile=profile,
+                    reboot_action=reboot_action, implementation=implementation)
+        m.on_event = lambda e: print(json.dumps(e), file=events_out, flush=True)
+        for op in ops:
+            if m.status in ("shutdown", "poweroff"):
+                break  # QEMU would have exited
+            result = m.run([op])
+            value = result.reads[0] if result.reads else None
+            if m.status == "poweroff" and op[0].startswith("clock"):
+                break  # QEMU exits inside the command: no reply
+            print(reply(op, value, m.now), file=out, flush=True)
+    finally:
+        if close is not None:
+            close.close()
+    return 0

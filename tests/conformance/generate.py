@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 
 from tests.conformance.runner import S, Config
+from wdcore import clients
 
 BAR_BASES = (0xE0000000, 0xE0010000)
 MAX_QEMU_CYCLES = 100_000  # free-running cycles QEMU may have to run in one step
@@ -80,25 +81,22 @@ class Generator:
         step = op[1] if op[0] == "clock_step" else max(op[1] - self.shadow.now, 0)
         return period > 0 and step // period > MAX_QEMU_CYCLES
 
-    def cfg_select(self, dev: int, offset: int) -> None:
-        self.emit(("outl", 0xCF8, 0x80000000 | (dev << 11) | (offset & 0xFC)))
+    def emit_all(self, ops: list[tuple]) -> None:
+        for op in ops:
+            self.emit(op)
 
     def cfg_write(self, offset: int, size: int, value: int) -> None:
-        self.cfg_select(self.config.esb_slot, offset)
-        self.emit((f"out{'bwl'[size >> 1]}", 0xCFC + (offset & 3), value))
+        self.emit_all(clients.pci_config_write(self.config.esb_slot, offset, size, value))
 
     def cfg_read(self, offset: int, size: int) -> None:
-        self.cfg_select(self.config.esb_slot, offset)
-        self.emit((f"in{'bwl'[size >> 1]}", 0xCFC + (offset & 3)))
+        self.emit_all(clients.pci_config_read(self.config.esb_slot, offset, size))
 
     def mmio(self, kind: str, offset: int, size: int, value: int | None = None) -> None:
         name = f"{kind}{'bwl'[size >> 1]}"
         self.emit((name, self.bar + offset) if value is None else (name, self.bar + offset, value))
 
     def unlock(self) -> None:
-        size = self.rng.choice((2, 2, 2, 1, 4))
-        self.mmio("write", 0x0C, size, 0x80)
-        self.mmio("write", 0x0C, size, 0x86)
+        self.emit_all(clients.esb_unlock(self.bar, self.rng.choice((2, 2, 2, 1, 4))))
 
     # --- building blocks ---------------------------------------------------------------
     def ib700(self) -> None:

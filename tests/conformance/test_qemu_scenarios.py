@@ -1,12 +1,15 @@
 """Fixed scenarios on QEMU and on wdcore, compared op by op: QEMU's own wdt_ib700
-qtest sequence for every action, and the real clients of SPEC.md §6 written as the
-port and memory accesses they make.  Each also checks the expiry it is about, so a
+qtest sequence for every action, and the real clients of SPEC.md §6 as the op lists
+of wdcore.clients.  Each also checks the expiry it is about, so a
 scenario that stopped exercising its point would fail rather than pass vacuously."""
 from __future__ import annotations
 
 import pytest
 
 from tests.conformance.runner import Config, compare, reproducer, run_wdcore
+from wdcore.clients import (clock_step, esb_unlock, firmware, freebsd_i6300esbwd,
+                            linux_i6300esb, linux_i6300esb_legacy, linux_ib700wdt, mem_write,
+                            pci_config_read, pci_config_write, qemu_wdt_ib700_test)
 
 S = 1_000_000_000
 BAR = 0xE0000000
@@ -22,18 +25,11 @@ def check(config: Config, ops: list[tuple], impl: str):
 
 # --- QEMU tests/qtest/wdt_ib700-test.c (SPEC.md §6.7) --------------------------------------
 
-def wdt_ib700_qtest_ops() -> list[tuple]:
-    return [("clock_step", 40 * S), ("outb", 0x443, 0x0E), ("clock_step", S),
-            ("outb", 0x443, 0x0E), ("clock_step", S), ("outb", 0x441, 1),
-            ("clock_step", 3 * S), ("outb", 0x443, 0x0D), ("clock_step", 3 * S),
-            ("clock_step", 2 * S)]
-
-
 @pytest.mark.parametrize("no_reboot", [False, True])
 @pytest.mark.parametrize("action", ACTIONS)
 def test_wdt_ib700_qtest_sequence(qemu, impl, action, no_reboot):
     config = Config(action=action, no_reboot=no_reboot)
-    steps = check(config, wdt_ib700_qtest_ops(), impl)
+    steps = check(config, qemu_wdt_ib700_test.ops(), impl)
     # the expiry belongs to the last step, nothing before it
     assert all(not s.watchdogs and not s.events for s in steps[:-1])
     if action == "poweroff":
@@ -45,63 +41,20 @@ def test_wdt_ib700_qtest_sequence(qemu, impl, action, no_reboot):
 # --- helpers for the PCI clients ---------------------------------------------------------------
 
 class Guest:
-    """Builds the op list a guest's accesses make."""
+    """Collects the op lists of wdcore.clients, remembering where each read landed."""
 
     def __init__(self, slot: int) -> None:
         self.slot = slot
         self.ops: list[tuple] = []
 
-    def cfg(self, offset: int, size: int, value: int | None = None) -> None:
-        self.ops.append(("outl", 0xCF8, 0x80000000 | (self.slot << 11) | (offset & 0xFC)))
-        port = 0xCFC + (offset & 3)
-        w = "bwl"[size >> 1]
-        self.ops.append((f"in{w}", port) if value is None else (f"out{w}", port, value))
-
-    def mw(self, offset: int, size: int, value: int) -> None:
-        self.ops.append((f"write{'bwl'[size >> 1]}", BAR + offset, value))
-
-    def mr(self, offset: int, size: int) -> None:
-        self.ops.append((f"read{'bwl'[size >> 1]}", BAR + offset))
-
-    def step(self, ns: int) -> None:
-        self.ops.append(("clock_step", ns))
-
-    @property
-    def last(self) -> int:
-        """Index of the op just added (to find its step in the results)."""
+    def add(self, ops: list[tuple]) -> int:
+        """Append ``ops``; the index of the last one (to find its step in the results)."""
+        self.ops += ops
         return len(self.ops) - 1
 
     def bring_up(self) -> None:
-        for dev in range(3, self.slot + 1):  # the scan (slots 0-2 hold QEMU's own devices)
-            self.ops.append(("outl", 0xCF8, 0x80000000 | (dev << 11)))
-            self.ops.append(("inl", 0xCFC))
-        self.cfg(0x10, 4, 0xFFFFFFFF)
-        self.cfg(0x10, 4)
-        self.cfg(0x10, 4, BAR)
-        self.cfg(0x04, 2, 0x0002)
-
-    def unlock(self, size: int = 2) -> None:
-        self.mw(0x0C, size, 0x80)
-        self.mw(0x0C, size, 0x86)
-
-
-def linux_mainline(g: Guest, heartbeat: int, nowayout: bool) -> None:
-    """SPEC.md §6.1 probe, set_timeout, start."""
-    g.cfg(0x60, 2, 0x0003)
-    g.cfg(0x68, 1)
-    g.cfg(0x68, 1, 0)
-    g.unlock()
-    g.mr(0x0C, 2)
-    g.unlock()
-    g.mw(0x0C, 2, 0x0300)
-    for reg in (0x00, 0x04):
-        g.unlock()
-        g.mw(reg, 4, heartbeat << 9)
-    g.unlock()
-    g.mw(0x0C, 2, 0x0100)
-    g.unlock()
-    g.mw(0x0C, 2, 0x0100)
-    g.cfg(0x68, 1, 0x03 if nowayout else 0x02)
+        # the scan starts at slot 3: slots 0-2 hold QEMU's own devices (SPEC.md §7.3 item 6)
+        self.add(firmware.bring_up(self.slot, BAR, first=3))
 
 
 def stage_ns(preload: int, one_mhz: bool = False) -> int:
@@ -115,19 +68,15 @@ def test_linux_mainline_i6300esb(qemu, impl, action):
     config = Config(action=action, esb_slot=5)
     g = Guest(config.esb_slot)
     g.bring_up()
-    linux_mainline(g, heartbeat=1, nowayout=False)
+    g.add(linux_i6300esb.probe(g.slot, BAR, heartbeat=1) + linux_i6300esb.start(g.slot, BAR))
     for _ in range(2):
-        g.step(400_000_000)
-        g.unlock()
-        g.mw(0x0C, 2, 0x0100)
+        g.add(clock_step(400_000_000) + linux_i6300esb.ping(BAR))
     both = 2 * stage_ns(1 << 9)
-    g.step(both - 1)
-    g.step(1)
-    expiry = g.last
+    g.add(clock_step(both - 1))
+    expiry = g.add(clock_step(1))
     if action != "pause":
         g.bring_up()
-        g.unlock()
-        g.mr(0x0C, 2)
+        g.add(linux_i6300esb.boot_status(BAR))
     steps = check(config, g.ops, impl)
     fired = [i for i, s in enumerate(steps) if s.watchdogs]
     assert fired == [expiry]
@@ -140,46 +89,35 @@ def test_linux_mainline_nowayout_stop_fails(qemu, impl):
     config = Config(action="none", esb_slot=3)
     g = Guest(config.esb_slot)
     g.bring_up()
-    linux_mainline(g, heartbeat=30, nowayout=True)
-    g.unlock()
-    g.mw(0x0C, 2, 0x0100)
-    g.cfg(0x68, 1, 0)
-    g.cfg(0x68, 1)
+    g.add(linux_i6300esb.probe(g.slot, BAR, heartbeat=30)
+          + linux_i6300esb.start(g.slot, BAR, nowayout=True))
+    g.add(linux_i6300esb.stop(g.slot, BAR))
     steps = check(config, g.ops, impl)
     assert steps[-1].reply == "OK 0x0003"
 
 
 def test_linux_legacy_i6300esb(qemu, impl):
     """SPEC.md §6.2: byte unlocks, the flag cleared with bits 12 and 8, stop at the end."""
+    drv = linux_i6300esb_legacy
     config = Config(action="reset", esb_slot=4)
     g = Guest(config.esb_slot)
     g.bring_up()
-    # leave the flag set first: a quick stage-2 expiry (1 MHz, preloads 1)
-    g.cfg(0x60, 2, 0x0004)
+    # leave the flag set first: a quick stage-2 expiry (1 MHz, preloads 1), each preload
+    # written after a byte unlock followed by a word unlock
+    g.add(pci_config_write(g.slot, 0x60, 2, 0x0004))
     for reg in (0x00, 0x04):
-        g.unlock(1)
-        g.unlock(2)
-        g.mw(reg, 4, 1)
-    g.cfg(0x68, 1, 0x02)
-    g.step(2 * stage_ns(1, one_mhz=True))
+        g.add(esb_unlock(BAR, 1) + esb_unlock(BAR, 2) + mem_write(BAR + reg, 4, 1))
+    g.add(pci_config_write(g.slot, 0x68, 1, 0x02))
+    g.add(clock_step(2 * stage_ns(1, one_mhz=True)))
     g.bring_up()
-    # legacy probe
-    g.cfg(0x60, 2, 0x0003)
-    g.unlock(1)
-    g.mr(0x0C, 2)
-    flag_before = g.last
-    g.unlock(1)
-    g.mw(0x0C, 2, 0x1100)
-    g.unlock(1)
-    g.mr(0x0C, 2)
-    flag_after = g.last
-    # stop: reload, disable, read the lock register
-    g.unlock(1)
-    g.mw(0x0C, 2, 0x0100)
-    g.cfg(0x68, 1, 0)
-    g.cfg(0x68, 1)
-    lock = g.last
-    g.cfg(0x64, 4)  # GETSTATUS reads raw config dword 0x64
+    # legacy probe, abbreviated to the boot status (no lock-register accesses, no
+    # set_timeout), with a second boot-status read to see the clear
+    g.add(pci_config_write(g.slot, 0x60, 2, drv.CONFIG))
+    flag_before = g.add(drv.boot_status(BAR))
+    g.add(drv.clear_boot_status(BAR))
+    flag_after = g.add(drv.boot_status(BAR))
+    lock = g.add(drv.stop(g.slot, BAR))  # reload, disable, read the lock register
+    g.add(drv.getstatus(g.slot))          # GETSTATUS reads raw config dword 0x64
     steps = check(config, g.ops, impl)
     assert steps[flag_before].reply == "OK 0x0000000000001200"  # the flag was set...
     assert steps[flag_after].reply == "OK 0x0000000000000000"  # ...and bit 12 cleared it
@@ -189,32 +127,19 @@ def test_linux_legacy_i6300esb(qemu, impl):
 def test_freebsd_i6300esbwd(qemu, impl):
     """SPEC.md §6.3 attach, then event n = 30: P = 2^10, expiry 2 013 265 920 ns after
     the enabling write (§6.6 #12); then the sysctl lock."""
+    drv = freebsd_i6300esbwd
     config = Config(action="debug", esb_slot=7)
     g = Guest(config.esb_slot)
     g.bring_up()
-    g.cfg(0x60, 2, 0x0003)
-    g.cfg(0x68, 1)
-    g.cfg(0x68, 1, 0)
-    g.unlock()
-    g.mw(0x0C, 2, 0x0300)
-    g.unlock()
-    g.mw(0x0C, 2, 0x0100)
-    for reg in (0x00, 0x04):
-        g.unlock()
-        g.mw(reg, 4, 1 << 10)
-    g.unlock()
-    g.mw(0x0C, 2, 0x0100)
-    g.cfg(0x68, 1, 0x02)
-    g.cfg(0x68, 1)
-    g.step(2 * stage_ns(1 << 10) - 1)
-    before = g.last
-    g.step(1)
-    expiry = g.last
-    g.cfg(0x60, 2)  # after the internal reset: 0
-    config_reg = g.last
-    g.cfg(0x68, 1, 0x01)  # sysctl lock: CR8(0x68) | 1, the watchdog being off after the reset
-    g.cfg(0x68, 1, 0x02)  # locked: ignored
-    g.cfg(0x68, 1)
+    g.add(drv.attach(g.slot, BAR) + drv.event(g.slot, BAR, 30))
+    assert drv.preload(30) == 1 << 10
+    before = g.add(clock_step(2 * stage_ns(1 << 10) - 1))
+    expiry = g.add(clock_step(1))
+    config_reg = g.add(pci_config_read(g.slot, 0x60, 2))  # after the internal reset: 0
+    # sysctl lock: CR8(0x68) | 1, the watchdog being off after the reset
+    g.add(drv.sysctl_lock(g.slot, 0x00))
+    g.add(pci_config_write(g.slot, 0x68, 1, 0x02))  # locked: ignored
+    g.add(drv.read_lock(g.slot))
     steps = check(config, g.ops, impl)
     assert steps[before].watchdogs == [] and steps[expiry].watchdogs == [{"action": "debug"}]
     assert steps[config_reg].reply == "OK 0x0000"
@@ -225,8 +150,8 @@ def test_freebsd_int_type_3_reads_back_1_in_qemu_7_2(qemu, impl):
     """SPEC.md §6.3: "Its INT_TYPE 3 reads back 1 in 7.2" (mask 0x11)."""
     config = Config(action="none", esb_slot=6)
     g = Guest(config.esb_slot)
-    g.cfg(0x60, 2, 0x0003)
-    g.cfg(0x60, 2)
+    g.add(pci_config_write(g.slot, 0x60, 2, freebsd_i6300esbwd.CONFIG))
+    g.add(pci_config_read(g.slot, 0x60, 2))
     steps = check(config, g.ops, impl)
     assert steps[-1].reply == "OK 0x0001"
 
@@ -234,13 +159,12 @@ def test_freebsd_int_type_3_reads_back_1_in_qemu_7_2(qemu, impl):
 @pytest.mark.parametrize("timeout_s", [0, 5, 10, 30])
 def test_linux_ib700wdt(qemu, impl, timeout_s):
     """SPEC.md §6.4: open, SETTIMEOUT(t), pings, then silence; t rounds up to even."""
+    drv = linux_ib700wdt
     config = Config(action="reset")
-    index = 15 - (timeout_s + 1) // 2
-    real = (30 - 2 * index) * S
-    ops = [("outb", 0x443, 0), ("clock_step", 10 * S), ("outb", 0x443, index)]
+    real = (30 - 2 * drv.index(timeout_s)) * S
+    ops = drv.start() + clock_step(10 * S) + drv.set_timeout(timeout_s)
     if real:
-        ops += [("clock_step", real // 2), ("outb", 0x443, index), ("clock_step", real - 1),
-                ("clock_step", 1)]
+        ops += clock_step(real // 2) + drv.ping(timeout_s) + clock_step(real - 1) + clock_step(1)
     steps = check(config, ops, impl)
     fired = [i for i, s in enumerate(steps) if s.watchdogs]
     assert fired == [len(ops) - 1]
@@ -250,9 +174,7 @@ def test_qemu_pci_addr_is_hex_regression(qemu, impl):
     """Harness regression: QEMU parses ``-device i6300esb,addr=16`` as slot 0x16; the
     harness must pass slots in hex or every config access to slots >= 10 misses."""
     config = Config(action="none", esb_slot=16)
-    g = Guest(config.esb_slot)
-    g.cfg(0x00, 4)
-    steps = check(config, g.ops, impl)
+    steps = check(config, firmware.read_id(config.esb_slot), impl)
     assert steps[-1].reply == "OK 0x25ab8086"
 
 

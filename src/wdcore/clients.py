@@ -27,6 +27,11 @@ helpers.
 from __future__ import annotations
 
 from wdcore.regs import (
+    IB700_PORTS,
+    IB700_START,
+    PC_BUS,
+    PCI_CONFIG_ADDRESS,
+    PCI_CONFIG_DATA,
     CFG_WDT_CONFIG,
     CFG_WDT_LOCK,
     PCI_BAR0,
@@ -55,12 +60,11 @@ __all__ = [
 
 S = 1_000_000_000
 
-# TODO(regs): PC-bus port numbers; wdcore.regs has no names for them yet.
-CONFIG_ADDRESS = 0xCF8        # PCI configuration mechanism #1, address dword (SPEC.md §5.2)
-CONFIG_DATA = 0xCFC           # ... data, 0xCFC..0xCFF
-CONFIG_ENABLE = 0x80000000    # CONFIG_ADDRESS bit 31
-IB700_DISABLE = 0x441         # SPEC.md §2.1: a byte written here stops the timer
-IB700_ARM = 0x443             # SPEC.md §2.1: a byte written here arms table[value & 0x0F]
+CONFIG_ADDRESS = PCI_CONFIG_ADDRESS   # PCI configuration mechanism #1 (SPEC.md §5.2)
+CONFIG_DATA = PCI_CONFIG_DATA         # ... data, 0xCFC..0xCFF
+CONFIG_ENABLE = PC_BUS.const("CONFIG_ENABLE")    # CONFIG_ADDRESS bit 31
+IB700_DISABLE = IB700_PORTS["WDT_STOP"].offset   # SPEC.md §2.1: a byte here stops the timer
+IB700_ARM = IB700_START                          # SPEC.md §2.1: a byte here arms table[v & 0x0F]
 
 #: the dword at configuration offset 0 of the i6300ESB (SPEC.md §3.1)
 ESB_ID = PCI_DEVICE_ID << 16 | PCI_VENDOR_ID

@@ -24,8 +24,10 @@ from dataclasses import dataclass, fields
 from types import SimpleNamespace
 from typing import ClassVar
 
-from wdcore._args import TIME_MAX_NS, check_bytes
-from wdcore.regs import INITIAL_CONFIG, INT_TYPE_MASK, MAX_STAGE_NS, PRELOAD_MASK, WMASK
+from wdcore._core_py import TIME_MAX_NS, check_bytes
+from wdcore.actions import ACTIONS, RUN_STATES
+from wdcore.regs import (IB700_MAX_TIMEOUT_NS, INITIAL_CONFIG, INT_TYPE_MASK, MAX_STAGE_NS,
+                         PRELOAD_MASK, WMASK)
 
 MAGIC = b"WDCS"
 FORMAT_VERSION = 1
@@ -36,9 +38,8 @@ _KIND_NAMES = {KIND_IB700: "ib700", KIND_I6300ESB: "i6300esb", KIND_MACHINE: "ma
 
 _HEADER = struct.Struct("<4sHBI")
 _CRC = struct.Struct("<I")
-N_ACTIONS = 7    # wdcore.actions.ACTIONS, QEMU's enum order
-N_STATUSES = 6   # the Machine's run states, wdcore.machine.STATUSES
-IB700_MAX_TIMEOUT_NS = 30_000_000_000
+N_ACTIONS = len(ACTIONS)      # action codes: QEMU's enum order
+N_STATUSES = len(RUN_STATES)  # the Machine's run states
 
 
 def wrap(kind: int, payload: bytes) -> bytes:
@@ -130,6 +131,61 @@ def _timer_values(record) -> dict:
     return values
 
 
+class DeviceState:
+    """What every device record shares: it starts with the timer fields (now, action,
+    armed, deadline, seq, counter), packs a disarmed timer canonically, and unpacks
+    through one sequence of checks; a device's record adds its own in ``_check_fields``
+    (after the flags, before the timer) and ``_check_rest`` (last)."""
+
+    KIND: ClassVar[int]
+    NAME: ClassVar[str]            #: "an ib700": as the size error names the payload
+    MAX_DEADLINE_NS: ClassVar[int]  #: the longest a deadline can lie ahead of now
+    TOO_FAR: ClassVar[str]         #: the error for a deadline further away than that
+    FLAG_LABELS: ClassVar[dict] = {}  #: flag names as errors spell them, where they differ
+
+    def pack(self) -> bytes:
+        return wrap(self.KIND, self.LAYOUT.pack(_timer_values(self)))
+
+    @classmethod
+    def unpack(cls, data: object):
+        """The validated record of a snapshot of this kind; ``ValueError`` on anything off."""
+        payload = unwrap(data, cls.KIND)
+        if len(payload) != cls.LAYOUT.size:
+            raise ValueError(f"data has the wrong payload size for {cls.NAME} snapshot")
+        f = cls.LAYOUT.unpack_from(payload)
+        check_time_field(f.now, "now")
+        if f.action >= N_ACTIONS:
+            raise ValueError(f"data holds an unknown action code {f.action}")
+        for row in cls.LAYOUT.rows:
+            if row.code == "?" and getattr(f, row.name) > 1:
+                label = cls.FLAG_LABELS.get(row.name, row.name)
+                raise ValueError(f"data holds an invalid {label} flag {getattr(f, row.name)}")
+        cls._check_fields(f)
+        if f.armed:
+            cls._check_armed(f)
+            # an arm happens at or before now and lasts at most MAX_DEADLINE_NS
+            if f.deadline > f.now + cls.MAX_DEADLINE_NS:
+                raise ValueError(cls.TOO_FAR)
+            if f.seq >= f.counter:
+                raise ValueError("data holds an arming sequence number from the future")
+        elif f.deadline or f.seq:
+            raise ValueError("data holds a deadline for a disarmed timer")
+        cls._check_rest(f)
+        return cls(**cls.LAYOUT.typed(f))
+
+    @classmethod
+    def _check_fields(cls, f) -> None:
+        pass
+
+    @classmethod
+    def _check_armed(cls, f) -> None:
+        pass
+
+    @classmethod
+    def _check_rest(cls, f) -> None:
+        pass
+
+
 # --- IB700 ---------------------------------------------------------------------------
 
 IB700_LAYOUT = Layout(
@@ -146,7 +202,7 @@ IB700_LAYOUT = Layout(
 
 @_laid_out(IB700_LAYOUT)
 @dataclass(frozen=True)
-class IB700State:
+class IB700State(DeviceState):
     """An IB700's whole state, as a snapshot holds it.
 
     ``IB700State(...).pack()`` is the snapshot (envelope included);
@@ -163,30 +219,10 @@ class IB700State:
 
     LAYOUT: ClassVar[Layout] = IB700_LAYOUT
 
-    def pack(self) -> bytes:
-        return wrap(KIND_IB700, self.LAYOUT.pack(_timer_values(self)))
-
-    @classmethod
-    def unpack(cls, data: object) -> IB700State:
-        """The validated record of an IB700 snapshot; ``ValueError`` on anything off."""
-        payload = unwrap(data, KIND_IB700)
-        if len(payload) != cls.LAYOUT.size:
-            raise ValueError("data has the wrong payload size for an ib700 snapshot")
-        f = cls.LAYOUT.unpack_from(payload)
-        check_time_field(f.now, "now")
-        if f.action >= N_ACTIONS:
-            raise ValueError(f"data holds an unknown action code {f.action}")
-        if f.armed > 1:
-            raise ValueError(f"data holds an invalid armed flag {f.armed}")
-        if f.armed:
-            # an arm happens at or before now and lasts at most 30 s
-            if f.deadline > f.now + IB700_MAX_TIMEOUT_NS:
-                raise ValueError("data holds a deadline further away than any IB700 timeout")
-            if f.seq >= f.counter:
-                raise ValueError("data holds an arming sequence number from the future")
-        elif f.deadline or f.seq:
-            raise ValueError("data holds a deadline for a disarmed timer")
-        return cls(**cls.LAYOUT.typed(f))
+    KIND = KIND_IB700
+    NAME = "an ib700"
+    MAX_DEADLINE_NS = IB700_MAX_TIMEOUT_NS
+    TOO_FAR = "data holds a deadline further away than any IB700 timeout"
 
 
 # --- i6300ESB ------------------------------------------------------------------------
@@ -221,7 +257,7 @@ I6300ESB_LAYOUT = Layout(
 
 @_laid_out(I6300ESB_LAYOUT)
 @dataclass(frozen=True)
-class I6300ESBState:
+class I6300ESBState(DeviceState):
     """An i6300ESB's whole state, as a snapshot holds it.
 
     ``I6300ESBState(...).pack()`` is the snapshot (envelope included);
@@ -253,26 +289,14 @@ class I6300ESBState:
 
     LAYOUT: ClassVar[Layout] = I6300ESB_LAYOUT
 
-    def pack(self) -> bytes:
-        return wrap(KIND_I6300ESB, self.LAYOUT.pack(_timer_values(self)))
+    KIND = KIND_I6300ESB
+    NAME = "an i6300esb"
+    MAX_DEADLINE_NS = MAX_STAGE_NS
+    TOO_FAR = "data holds a deadline further away than any stage"
+    FLAG_LABELS = {"prev_reboot": "previous-reboot", "gintsr": "GINTSR"}
 
     @classmethod
-    def unpack(cls, data: object) -> I6300ESBState:
-        """The validated record of an i6300ESB snapshot; ``ValueError`` on anything off."""
-        payload = unwrap(data, KIND_I6300ESB)
-        if len(payload) != cls.LAYOUT.size:
-            raise ValueError("data has the wrong payload size for an i6300esb snapshot")
-        f = cls.LAYOUT.unpack_from(payload)
-        check_time_field(f.now, "now")
-        if f.action >= N_ACTIONS:
-            raise ValueError(f"data holds an unknown action code {f.action}")
-        for label, flag in (("armed", f.armed), ("stage1_interrupt", f.stage1_interrupt),
-                            ("enabled", f.enabled), ("locked", f.locked),
-                            ("free_run", f.free_run), ("reboot_disabled", f.reboot_disabled),
-                            ("one_mhz", f.one_mhz), ("previous-reboot", f.prev_reboot),
-                            ("GINTSR", f.gintsr)):
-            if flag > 1:
-                raise ValueError(f"data holds an invalid {label} flag {flag}")
+    def _check_fields(cls, f) -> None:
         if f.profile >= len(INT_TYPE_MASK):
             raise ValueError(f"data holds an unknown profile code {f.profile}")
         if f.int_type & ~INT_TYPE_MASK[f.profile]:
@@ -285,19 +309,17 @@ class I6300ESBState:
             raise ValueError(f"data holds unlock state {f.unlock_state}")
         if f.gintsr and not f.stage1_interrupt:
             raise ValueError("data holds GINTSR set without the stage-1 interrupt extension")
-        if f.armed:
-            if not f.enabled:
-                raise ValueError("data holds a deadline for a disabled watchdog")
-            if f.deadline > f.now + MAX_STAGE_NS:
-                raise ValueError("data holds a deadline further away than any stage")
-            if f.seq >= f.counter:
-                raise ValueError("data holds an arming sequence number from the future")
-        elif f.deadline or f.seq:
-            raise ValueError("data holds a deadline for a disarmed timer")
+
+    @classmethod
+    def _check_armed(cls, f) -> None:
+        if not f.enabled:
+            raise ValueError("data holds a deadline for a disabled watchdog")
+
+    @classmethod
+    def _check_rest(cls, f) -> None:
         for o, (byte, initial, writable) in enumerate(zip(f.config, INITIAL_CONFIG, WMASK)):
             if (byte ^ initial) & ~writable:
                 raise ValueError(f"data changes read-only configuration byte {o:#04x}")
-        return cls(**cls.LAYOUT.typed(f))
 
 
 # --- Machine -------------------------------------------------------------------------

@@ -138,3 +138,53 @@ def test_devices_share_one_timer_base(impl):
 def test_floor_classes_are_not_shipped():
     for path in SRC.glob("*.py*"):
         assert "CallFloor" not in path.read_text(), path.name
+
+
+# --- the typed surface ------------------------------------------------------------------
+def test_devices_satisfy_the_watchdog_protocol(impl):
+    implementation = _select.implementation(impl)
+    for dev in (implementation.IB700(), implementation.I6300ESB()):
+        assert isinstance(dev, wdcore.Watchdog)
+    assert not isinstance(object(), wdcore.Watchdog)
+
+
+def _stub_names(path: Path) -> dict:
+    import ast
+    tree = ast.parse(path.read_text())
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            names = set()
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    names.add(item.name)
+                elif isinstance(item, ast.AnnAssign):
+                    names.add(item.target.id)
+            out[node.name] = (names, [b.id for b in node.bases if isinstance(b, ast.Name)])
+    return out
+
+
+@pytest.mark.parametrize("module, cls", [("_core", "Watchdog"), ("_ib700", "IB700"),
+                                         ("_i6300esb", "I6300ESB"), ("_machine", "MachineCore")])
+def test_stubs_declare_every_public_name_of_the_compiled_classes(module, cls):
+    real = getattr(compiled_module(f"wdcore.{module}"), cls)
+    stubs = {}
+    for name in ("_core", "_ib700", "_i6300esb", "_machine"):
+        stubs.update(_stub_names(SRC / f"{name}.pyi"))
+    declared, bases = stubs[cls]
+    for base in bases:
+        declared = declared | stubs[base][0]
+    public = {n for n in dir(real) if not n.startswith("_")}
+    assert public <= declared, f"{cls}: not in the stub: {sorted(public - declared)}"
+    assert declared - {"__init__"} <= public | {"on_expire", "on_irq", "on_event", "STATE", "KIND"}
+
+
+def test_machine_status_is_a_run_state_equal_to_its_string(make_machine):
+    m = make_machine(action="pause")
+    assert m.status is RunState.RUNNING and m.status == "running"
+    m.io_write(0x443, 1, 0x0F)  # 0 s: fires at the write, pauses at its end
+    assert m.status is RunState.WATCHDOG and m.status == "watchdog"
+    assert [e["event"] for e in m.events] == ["WATCHDOG", "STOP"]
+    assert set(m.events[0]) == set(wdcore.MachineEvent.__annotations__)
+    result = m.run([("clock_step", 1)])
+    assert isinstance(result, wdcore.RunResult) and result.ops_executed == 1

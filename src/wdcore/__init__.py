@@ -8,6 +8,7 @@ classes (``implementation("python")`` is the plain-Python twin).
 from wdcore._select import HAS_EXTENSIONS, Implementation, implementation
 from wdcore.actions import RunState, WatchdogAction, WatchdogEvent
 from wdcore.machine import Machine, MachineEvent, RunResult
+from wdcore.protocol import Watchdog
 
 __version__ = "0.1.0"
 
@@ -15,5 +16,5 @@ IB700 = implementation().IB700
 I6300ESB = implementation().I6300ESB
 
 __all__ = ["HAS_EXTENSIONS", "I6300ESB", "IB700", "Implementation", "Machine", "MachineEvent",
-           "RunResult", "RunState", "WatchdogAction", "WatchdogEvent", "__version__",
+           "RunResult", "RunState", "Watchdog", "WatchdogAction", "WatchdogEvent", "__version__",
            "implementation"]

@@ -188,3 +188,49 @@ def test_machine_status_is_a_run_state_equal_to_its_string(make_machine):
     assert set(m.events[0]) == set(wdcore.MachineEvent.__annotations__)
     result = m.run([("clock_step", 1)])
     assert isinstance(result, wdcore.RunResult) and result.ops_executed == 1
+
+
+# --- the layering docs/design.md draws -------------------------------------------------------
+# module -> the wdcore modules it may import (cimports included)
+ALLOWED_IMPORTS = {
+    "regs": set(), "actions": set(), "protocol": {"actions"},
+    "_core_py": {"actions"}, "_core": {"_core_py", "actions"},
+    "_snapshot": {"_core_py", "actions", "regs"},
+    "_ib700_py": {"_core_py", "_snapshot", "regs"},
+    "_ib700": {"_core", "_regs", "_snapshot"},
+    "_i6300esb_py": {"_core_py", "_snapshot", "regs", "actions"},
+    "_i6300esb": {"_core", "_regs", "_snapshot", "regs", "_core_py", "actions"},
+    "_machine_py": {"_core_py", "actions", "regs", "ops"},
+    "_machine": {"_core", "_ib700", "_i6300esb", "_regs", "_core_py", "actions"},
+    "_select": set(), "machine": {"_snapshot", "ops", "_core_py", "_select", "actions", "regs"},
+    "ops": set(), "qtest": {"ops", "wdcore"}, "clients": {"regs"},
+    "demo": {"clients", "wdcore", "actions", "ops"},
+}
+
+
+def _wdcore_imports(path: Path) -> set:
+    text = path.read_text()
+    found = set(re.findall(r"^\s*(?:from|c?import)\s+wdcore\.(\w+)", text, re.M))
+    for group in re.findall(r"^\s*from\s+wdcore\s+c?import\s+\(?([\w, ]+)", text, re.M):
+        for item in group.split(","):
+            name = item.split()[0] if item.split() else ""
+            modular = (SRC / f"{name}.py").exists() or (SRC / f"{name}.pyx").exists()
+            found.add(name if modular else "wdcore")  # a name of the package itself
+    if re.search(r"^\s*import\s+wdcore\s*$", text, re.M):
+        found.add("wdcore")
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(ALLOWED_IMPORTS))
+def test_each_module_imports_only_what_the_design_allows(module):
+    paths = [p for p in (SRC / f"{module}.py", SRC / f"{module}.pyx") if p.exists()]
+    assert paths, module
+    for path in paths:
+        extra = _wdcore_imports(path) - ALLOWED_IMPORTS[module] - {module}
+        assert not extra, f"{path.name} imports {sorted(extra)}, outside docs/design.md's arrows"
+
+
+def test_the_layering_table_covers_every_module():
+    modules = {p.stem for p in SRC.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    modules |= {p.stem for p in SRC.glob("*.pyx")}
+    assert modules == set(ALLOWED_IMPORTS)

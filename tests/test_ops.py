@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests import guest
 from wdcore import ops, qtest
 
 S = 1_000_000_000
@@ -134,34 +135,10 @@ def scenario_ops():
             ("clock_step",), ("clock_step",), ("readw", 0xE000000C), ("clock_set", 10 * S)]
 
 
-def per_access(m, op_list):
-    """The same ops through the per-access methods."""
-    reads = []
-    for op in op_list:
-        name, size = op[0], WIDTH.get(op[0][-1])
-        if name == "clock_step":
-            if len(op) == 2:
-                m.advance(op[1])
-            elif m.next_deadline is not None:
-                m.advance_to(m.next_deadline)
-        elif name == "clock_set":
-            if op[1] > m.now:
-                m.advance_to(op[1])
-        elif name.startswith("out"):
-            m.io_write(op[1], size, op[2])
-        elif name.startswith("in"):
-            reads.append(m.io_read(op[1], size))
-        elif name.startswith("write"):
-            m.mem_write(op[1], size, op[2])
-        else:
-            reads.append(m.mem_read(op[1], size))
-    return reads
-
-
 def test_run_equals_per_access_calls(make_machine):
     a, b = make_machine(action="none"), make_machine(action="none")
     result = a.run(ops.encode(scenario_ops()))
-    reads = per_access(b, scenario_ops())
+    reads = guest.do(b, scenario_ops())
     assert result.ops_executed == len(scenario_ops())
     assert result.reads == reads
     # the IB700 at 2 s, the i6300ESB after its 1 kHz preload-1 stage 1 and the reset stage 2

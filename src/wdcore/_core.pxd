@@ -85,13 +85,22 @@ cdef class Watchdog:
 
     # --- the C-level contract; none of these fails on any input -------------------------
     # Set the deadline duration_ns from now with the next arming number.
+    # (inline: compiled into each device module, no call)
     @cython.final
-    cdef void c_arm(self, uint64_t duration_ns) noexcept nogil
+    cdef inline void c_arm(self, uint64_t duration_ns) noexcept nogil:
+        self.timer.armed = True
+        self.timer.deadline = self.timer.now + duration_ns
+        self.timer.seq = self.counter.value
+        self.counter.value += 1
     @cython.final
-    cdef void c_disarm(self) noexcept nogil
+    cdef inline void c_disarm(self) noexcept nogil:
+        self.timer.armed = False
+        self.timer.deadline = 0
+        self.timer.seq = 0
     # Whether the deadline fires by `when` (armed, running, deadline <= when).
     @cython.final
-    cdef bint c_due(self, uint64_t when) noexcept nogil
+    cdef inline bint c_due(self, uint64_t when) noexcept nogil:
+        return timer_due(&self.timer, when)
     # The device's Timer, for a Machine's timer list: read it with timer_due and
     # timer_before; the Machine writes only `now` (its clock) and `running` (its run
     # state) there.  Valid while the device lives.

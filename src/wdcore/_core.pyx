@@ -1,5 +1,6 @@
 # cython: language_level=3
 """The shared compiled core (see _core.pxd); twin: _core_py.py."""
+cimport cython
 from wdcore import _core_py
 from wdcore._core_py import check_config_offset, check_window_offset
 from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
@@ -25,26 +26,15 @@ cdef class Watchdog:
         self.timer.running = True
 
     # --- the C-level contract -------------------------------------------------------
-    cdef void c_arm(self, uint64_t duration_ns) noexcept nogil:
-        self.timer.armed = True
-        self.timer.deadline = self.timer.now + duration_ns
-        self.timer.seq = self.counter.value
-        self.counter.value += 1
-
-    cdef void c_disarm(self) noexcept nogil:
-        self.timer.armed = False
-        self.timer.deadline = 0
-        self.timer.seq = 0
-
-    cdef bint c_due(self, uint64_t when) noexcept nogil:
-        return timer_due(&self.timer, when)
-
+    @cython.final
     cdef Timer* c_timer(self) noexcept nogil:
         return &self.timer
 
+    @cython.final
     cdef void c_share_counter(self, ArmCounter counter):
         self.counter = counter
 
+    @cython.final
     cdef int c_expire(self) except -1:
         if self.timer.deadline > self.timer.now:
             self.timer.now = self.timer.deadline  # an overdue deadline fires at the current now
@@ -53,6 +43,7 @@ cdef class Watchdog:
             return 1
         return 0
 
+    @cython.final
     cdef int c_notify(self) except -1:
         event = WatchdogEvent(self.timer.now, self.KIND, _ACTIONS[self.action_code])
         self.log.append(event)
@@ -60,6 +51,7 @@ cdef class Watchdog:
             self.on_expire(event)
         return 0
 
+    @cython.final
     cdef int c_run_until(self, uint64_t t) except -1:
         cdef uint64_t before = self.expiries  # callbacks may cause more expiries: count them all
         while self.c_due(t):
@@ -69,6 +61,7 @@ cdef class Watchdog:
         self.timer.now = t
         return <int>(self.expiries - before)
 
+    @cython.final
     cdef int c_end_access(self, int flags) except -1:
         if flags & WD_SIGNAL:
             self.c_signal()

@@ -4,8 +4,10 @@
 # Access methods take any in-range offset/size/value (a guest's) and never fail; they
 # return WD_DUE / WD_SIGNAL flags for the caller to act on with the GIL.
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+cimport cython
 from wdcore._core cimport Watchdog
 
+@cython.final
 cdef class I6300ESB(Watchdog):
     cdef bint enabled             # WDT Lock bit 1
     cdef bint locked              # WDT Lock bit 0: 0x68 frozen until a reset

@@ -142,8 +142,9 @@ cdef class MachineCore:
         self.c_end_operation()
         return v
 
+    @cython.final
     cdef int c_io_write(self, uint32_t port, int size, uint32_t value) except -1 nogil:
-        cdef int off = 0, n, offset
+        cdef int off = 0, n, offset, flags
         cdef uint32_t addr, base, piece
         if self.status_no >= SHUTDOWN:
             return 0
@@ -152,7 +153,9 @@ cdef class MachineCore:
             if self.ib is not None and IB700_PORT_FIRST <= addr <= IB700_PORT_LAST:
                 n = size - off  # the IB700 block takes all remaining bytes as one access
                 piece = (value >> (8 * off)) & ones(n)
-                self.c_access_done(self.ib, self.ib.c_write(addr, n, piece))
+                flags = self.ib.c_write(addr, n, piece)
+                if flags:
+                    self.c_access_done(self.ib, flags)
             else:
                 base = io_region_base(addr)
                 n = piece_size(addr - base, size - off)
@@ -163,10 +166,13 @@ cdef class MachineCore:
                 elif base == PCI_CONFIG_DATA:
                     offset = self.c_config_target(addr - PCI_CONFIG_DATA)
                     if offset >= 0:
-                        self.c_access_done(self.esb, self.esb.c_config_write(offset, n, piece))
+                        flags = self.esb.c_config_write(offset, n, piece)
+                        if flags:
+                            self.c_access_done(self.esb, flags)
             off += n
         return 0
 
+    @cython.final
     cdef uint32_t c_io_read(self, uint32_t port, int size) noexcept nogil:
         cdef int off = 0, n, offset
         cdef uint32_t addr, base, piece, result = 0
@@ -191,6 +197,7 @@ cdef class MachineCore:
             off += n
         return result
 
+    @cython.final
     cdef int c_config_target(self, uint32_t k) noexcept nogil:
         """Configuration mechanism #1: the i6300ESB's register offset for data port
         offset k, or -1 (bit 31 clear, another function, or no i6300ESB; SPEC.md 5.2)."""
@@ -218,9 +225,10 @@ cdef class MachineCore:
         self.c_end_operation()
         return v
 
+    @cython.final
     cdef int c_mem_write(self, uint64_t addr, int size, uint32_t value) except -1 nogil:
         cdef uint64_t bar, a
-        cdef int off = 0, n
+        cdef int off = 0, n, flags
         cdef bint inside
         if self.status_no >= SHUTDOWN:
             return 0
@@ -230,11 +238,13 @@ cdef class MachineCore:
             inside = bar != 0 and bar <= a < bar + ESB_SIZE
             n = piece_size(a - bar if inside else a, size - off)
             if inside:  # elsewhere: unassigned, the write is dropped
-                self.c_access_done(self.esb, self.esb.c_mmio_write(
-                    <unsigned int>(a - bar), n, (value >> (8 * off)) & ones(n)))
+                flags = self.esb.c_mmio_write(<unsigned int>(a - bar), n, (value >> (8 * off)) & ones(n))
+                if flags:
+                    self.c_access_done(self.esb, flags)
             off += n
         return 0
 
+    @cython.final
     cdef uint32_t c_mem_read(self, uint64_t addr, int size) noexcept nogil:
         cdef uint64_t bar, a
         cdef int off = 0, n
@@ -252,6 +262,7 @@ cdef class MachineCore:
             off += n
         return result
 
+    @cython.final
     cdef int c_access_done(self, Watchdog dev, int flags) except -1 nogil:
         """After one device access: its line change, then what it made due at now (a
         zero-length timeout fires at the end of its access)."""
@@ -276,6 +287,7 @@ cdef class MachineCore:
             return d
         return None
 
+    @cython.final
     cdef bint c_next_deadline(self, uint64_t* out) noexcept nogil:
         cdef bint found = False
         cdef int i
@@ -295,6 +307,7 @@ cdef class MachineCore:
         """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
         return self.c_run_until(arg_time(self.now_ns, t_ns))
 
+    @cython.final
     cdef int c_run_until(self, uint64_t t) except -1 nogil:
         cdef uint64_t before = self.expiries  # counts expiries caused by callbacks too
         if self.status_no == RUNNING:
@@ -305,6 +318,7 @@ cdef class MachineCore:
         self.c_end_operation()
         return <int>(self.expiries - before)
 
+    @cython.final
     cdef int c_fire_due(self, uint64_t t) except -1 nogil:
         """Handle every device deadline <= t, one at a time, in (deadline, arming) order."""
         cdef int i, best
@@ -319,6 +333,7 @@ cdef class MachineCore:
                 self.c_expire_one(best, t)
         return 0
 
+    @cython.final
     cdef int c_expire_one(self, int i, uint64_t t) except -1:
         cdef Watchdog dev = <Watchdog>self.owners[i]
         cdef uint64_t limit = t + 1
@@ -335,6 +350,7 @@ cdef class MachineCore:
             self.c_deliver(dev)
         return 0
 
+    @cython.final
     cdef int c_deliver(self, Watchdog dev) except -1:
         """The one place an expiry becomes its effect (SPEC.md 4.2, 4.5): the device's log
         and on_expire, then, even if that raised, WATCHDOG and the action's effect."""
@@ -358,6 +374,7 @@ cdef class MachineCore:
                 self.requests |= req & ~REQ_RESET
         return 0
 
+    @cython.final
     cdef void c_set_now(self, uint64_t t) noexcept nogil:
         cdef int i
         self.now_ns = t
@@ -402,12 +419,14 @@ cdef class MachineCore:
             self.c_request_reset(HOST_RESET)
         self.c_end_operation()
 
+    @cython.final
     cdef void c_set_status(self, int status) noexcept nogil:
         cdef int i
         self.status_no = status
         for i in range(self.n_devices):
             self.timers[i].running = status == RUNNING
 
+    @cython.final
     cdef int c_request_reset(self, dict data) except -1:
         cdef int kind = REQ_SHUTDOWN if self.reboot_shutdown else REQ_RESET  # -no-reboot
         if not self.requests & kind:
@@ -415,6 +434,7 @@ cdef class MachineCore:
             self.reset_data = data
         return 0
 
+    @cython.final
     cdef int c_end_operation(self) except -1 nogil:
         """QEMU's main loop after a command: shutdown, reset, powerdown, stop."""
         if self.requests:
@@ -422,6 +442,7 @@ cdef class MachineCore:
                 self.c_process_requests()
         return 0
 
+    @cython.final
     cdef int c_process_requests(self) except -1:
         cdef int requests = self.requests
         self.requests = 0
@@ -445,6 +466,7 @@ cdef class MachineCore:
         return 0
 
     # --- the event log ------------------------------------------------------------------------
+    @cython.final
     cdef int c_log(self, str name, dict data, uint64_t time_ns) except -1:
         entry = {"event": name, "data": data, "time_ns": time_ns}
         self.log.append(entry)
@@ -482,6 +504,7 @@ cdef class MachineCore:
             self.capture = outer
             free(reads.values)
 
+    @cython.final
     cdef int c_run(self, const uint8_t* buf, Py_ssize_t n, ReadBuffer* reads,
                    Py_ssize_t* executed) except -1 nogil:
         cdef Py_ssize_t pos = 0, need

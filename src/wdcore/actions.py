@@ -34,7 +34,8 @@ class RunState(str, enum.Enum):
     """QEMU's run-state names as a Machine reports them (``Machine.status``); a member
     equals its plain string.  "poweroff" is wdcore's: QEMU has exited by then (it has no
     such state), and "prelaunch" is used as QEMU does after a reset while stopped.  The
-    position of a member is its code in snapshots and inside the Machine cores."""
+    position of a member is its code in snapshots and inside the Machine cores (README:
+    "QEMU's vocabulary, and what wdcore adds to it")."""
 
     RUNNING = "running"
     WATCHDOG = "watchdog"    # paused by a watchdog expiry with action pause

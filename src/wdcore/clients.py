@@ -315,10 +315,7 @@ class linux_i6300esb_legacy(linux_i6300esb):
         """§6.2 item 3: the legacy stop tests bit 0 (lock)."""
         return bool(lock_byte & WDT_LOCK)
 
-    @classmethod
-    def start(cls, slot: int, bar: int, nowayout: bool = False) -> list[tuple]:
-        """§6.2 item 4: ping, then CW8(0x68 ← 0x02 | nowayout)."""
-        return cls.ping(bar) + _lock_write(slot, WDT_ENABLE | (WDT_LOCK if nowayout else 0))
+    # start (§6.2 item 4: ping, then CW8(0x68 <- 0x02 | nowayout)) is the mainline one
 
     @classmethod
     def getstatus(cls, slot: int) -> list[tuple]:

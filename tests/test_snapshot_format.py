@@ -287,6 +287,14 @@ MACHINE_REFUSALS = {
     "ib700-of-time-0": (lambda g: rebuild(g, devices={0: lambda b: _snapshot.wrap(1, b"\0" * 34)}),
                         "device whose time or action disagrees"),
     "kind": (lambda g: _snapshot.wrap(1, _snapshot.unwrap(g, 3)), "not a machine one"),
+    # two faults: the one earlier in the data is reported, as device by device
+    "esb-invalid-and-trailing": (lambda g: rebuild(g, devices={1: patch_esb(50, 3)}, tail=b"\0"),
+                                 "data holds stage 3"),
+    "ib700-invalid-and-esb-truncated": (lambda g: rebuild(g, devices={0: patch_ib700(9, "<B", 2)}, cut=1),
+                                        "invalid armed flag 2"),
+    "esb-profile-and-time": (lambda g: rebuild(g, devices={1: lambda b: patch_esb(34, 1)(
+        _snapshot.wrap(2, struct.pack("<Q", 7) + _snapshot.unwrap(b, 2)[8:]))}),
+        "i6300esb whose profile or stage1_interrupt differs from the machine's"),
 }
 
 

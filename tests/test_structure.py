@@ -71,14 +71,46 @@ def test_compiled_effect_table_is_the_python_table():
     assert len(EFFECTS) == len(ACTIONS)
 
 
-def test_compiled_run_states_and_requests_match_the_python_enums():
+def test_compiled_run_states_requests_and_opcodes_match_the_python_tables():
     m = compiled_module("wdcore._machine")
     consts = m.c_constants()
-    assert consts["run_states"] == tuple(range(len(RUN_STATES)))
-    assert RUN_STATES[consts["run_states"][4]] is RunState.SHUTDOWN
-    assert consts["requests"] == tuple(int(r) for r in Request)
+    # every run state at its position in RUN_STATES (its snapshot code)
+    assert consts["run_states"] == {s.name: i for i, s in enumerate(RUN_STATES)}
+    assert consts["requests"] == {r.name: int(r) for r in Request}
     # QEMU's handling order: shutdown, reset, powerdown, stop
     assert [r.name for r in Request] == ["SHUTDOWN", "RESET", "POWERDOWN", "STOP"]
+    from wdcore import ops
+    assert consts["opcodes"] == {"OUTB": ops.OPS.index("outb"), "INB": ops.OPS.index("inb"),
+                                 "WRITEB": ops.OPS.index("writeb"), "READB": ops.OPS.index("readb"),
+                                 "STEP": ops.OP_STEP, "STEP_BARE": ops.OP_STEP_BARE,
+                                 "SET": ops.OP_SET, "STEP32": ops.OP_STEP32}
+
+
+def test_twin_run_state_codes_are_the_run_state_positions():
+    from wdcore import _machine_py
+    names = ("RUNNING", "WATCHDOG", "PAUSED", "PRELAUNCH", "SHUTDOWN", "POWEROFF")
+    assert [getattr(_machine_py, n) for n in names] == [RUN_STATES.index(RunState[n]) for n in names]
+
+
+def test_register_rows_say_what_a_reset_does(impl):
+    # ESB_CONFIG rows: after every writable bit is set, a reset restores the "restores"
+    # rows to their reset value and keeps the others
+    dev = _select.implementation(impl).I6300ESB()
+    rows = [r for r in regs.ESB_CONFIG.regs if r.width <= 4 and r.wmask]
+    for r in rows:
+        size = 2 if r.width == 3 else r.width
+        dev.config_write(r.offset, size, r.wmask & ((1 << (8 * size)) - 1) & ~0x03 if r.name == "WDT_LOCK"
+                         else r.wmask & ((1 << (8 * size)) - 1))
+    dev.config_write(0x40, 4, 0x12345678)  # RAW: every bit writable, kept by reset
+    dev.reset()
+    assert regs.ESB_CONFIG["RAW"].on_reset == "keeps" and dev.config_read(0x40, 4) == 0x12345678
+    for r in rows:
+        size = 2 if r.width == 3 else r.width
+        got = dev.config_read(r.offset, size)
+        if r.on_reset == "restores":
+            assert got == r.reset & ((1 << (8 * size)) - 1), r.name
+        else:
+            assert got != r.reset, r.name
 
 
 # --- every module has one job -------------------------------------------------------------
@@ -194,16 +226,16 @@ def test_machine_status_is_a_run_state_equal_to_its_string(make_machine):
 # module -> the wdcore modules it may import (cimports included)
 ALLOWED_IMPORTS = {
     "regs": set(), "actions": set(), "protocol": {"actions"},
-    "_core_py": {"actions"}, "_core": {"_core_py", "actions"},
+    "_core_py": {"actions", "regs"}, "_core": {"_core_py", "actions", "_regs"},
     "_snapshot": {"_core_py", "actions", "regs"},
     "_ib700_py": {"_core_py", "_snapshot", "regs"},
-    "_ib700": {"_core", "_regs", "_snapshot"},
+    "_ib700": {"_core", "_regs", "_snapshot", "regs", "_core_py"},
     "_i6300esb_py": {"_core_py", "_snapshot", "regs", "actions"},
     "_i6300esb": {"_core", "_regs", "_snapshot", "regs", "_core_py", "actions"},
     "_machine_py": {"_core_py", "actions", "regs", "ops"},
     "_machine": {"_core", "_ib700", "_i6300esb", "_regs", "_core_py", "actions"},
     "_select": set(), "machine": {"_snapshot", "ops", "_core_py", "_select", "actions", "regs"},
-    "ops": set(), "qtest": {"ops", "wdcore"}, "clients": {"regs"},
+    "ops": set(), "qtest": {"ops", "wdcore"}, "clients": {"regs", "ops"},
     "demo": {"clients", "wdcore", "actions", "ops"},
 }
 
@@ -234,3 +266,35 @@ def test_the_layering_table_covers_every_module():
     modules = {p.stem for p in SRC.glob("*.py") if p.stem not in ("__init__", "__main__")}
     modules |= {p.stem for p in SRC.glob("*.pyx")}
     assert modules == set(ALLOWED_IMPORTS)
+
+
+class HostMachine(wdcore.Machine):
+    """A host's subclass, as an emulator might add its own helpers."""
+
+    def ping_ib700(self) -> None:
+        self.io_write(0x443, 1, 0x0E)
+
+
+def test_a_host_can_subclass_machine(impl):
+    import pickle
+    m = HostMachine(implementation=impl)
+    assert isinstance(m, HostMachine) and isinstance(m, wdcore.Machine)
+    assert isinstance(m, _select.implementation(impl).MachineCore)
+    m.ping_ib700()
+    assert m.next_deadline == 2 * 10**9 and m.implementation == impl
+    copy = pickle.loads(pickle.dumps(m))
+    assert type(copy) is type(m) and copy.snapshot() == m.snapshot()
+
+
+def test_pickles_made_before_the_reshape_still_load():
+    # made by wdcore at commit 03f006a (before the Watchdog base): an armed IB700 and
+    # i6300ESB and a Machine, on both implementations, with each one's snapshot then
+    import base64
+    import json
+    import pickle
+    for row in json.loads((Path(__file__).parent / "data" / "pickles-03f006a.json").read_text()):
+        if row["implementation"] == "compiled" and not _select.HAS_EXTENSIONS:
+            continue
+        obj = pickle.loads(base64.b64decode(row["pickle_b64"]))
+        assert obj.snapshot() == bytes.fromhex(row["snapshot_hex"]), (row["implementation"], row["kind"])
+        assert obj.next_deadline is not None

@@ -101,11 +101,15 @@ cdef class Watchdog:
     @cython.final
     cdef inline bint c_due(self, uint64_t when) noexcept nogil:
         return timer_due(&self.timer, when)
-    # The device's Timer, for a Machine's timer list: read it with timer_due and
-    # timer_before; the Machine writes only `now` (its clock) and `running` (its run
-    # state) there.  Valid while the device lives.
+    # The device's Timer, for a Machine's timer list: the Machine reads `armed` and
+    # `deadline` (and uses timer_due, timer_before) and writes only `now` (its clock) and
+    # `running` (its run state).  Valid while the device lives.
     @cython.final
     cdef Timer* c_timer(self) noexcept nogil
+    # The action code in force (an index into actions.ACTIONS), for a Machine's delivery.
+    @cython.final
+    cdef inline int c_action_code(self) noexcept nogil:
+        return self.action_code
     # Take a Machine's arming counter.  Needs the GIL (a reference changes).
     @cython.final
     cdef void c_share_counter(self, ArmCounter counter)

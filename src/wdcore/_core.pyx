@@ -1,6 +1,8 @@
 # cython: language_level=3
 """The shared compiled core (see _core.pxd); twin: _core_py.py."""
 cimport cython
+from wdcore._regs cimport PCI_CONFIG_SPACE_SIZE
+
 from wdcore import _core_py
 from wdcore._core_py import check_config_offset, check_window_offset
 from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
@@ -182,7 +184,7 @@ cdef int raise_time(uint64_t now, object t_ns) except -1:
 cdef unsigned int arg_config_offset(object offset) except? 0xFFFFFFFF:
     cdef int ovf = 0
     cdef long long o = as_ll(offset, "offset", &ovf)
-    if ovf or o < 0 or o >= 0x100:
+    if ovf or o < 0 or o >= PCI_CONFIG_SPACE_SIZE:
         check_config_offset(offset)
         raise AssertionError(f"offset {offset!r} rejected by the compiled check only")
     return <unsigned int>o

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import operator
 
+from wdcore.regs import PC_BUS
 from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
 
 TIME_MAX_NS = (1 << 63) - 1  #: largest virtual time, ns
+CONFIG_SPACE_SIZE = PC_BUS.const("CONFIG_SPACE_SIZE")  #: a PCI function's configuration bytes
 
 #: flags returned by a device's access methods (``c_*_write``)
 WD_DUE = 1      #: a deadline is due at the end of the access: fire it at the current now
@@ -76,7 +78,7 @@ def check_addr(addr: object, size: int) -> int:
 def check_config_offset(offset: object) -> int:
     """An offset into a 256-byte PCI configuration space."""
     off = as_int(offset, "offset")
-    if off < 0 or off >= 0x100:
+    if off < 0 or off >= CONFIG_SPACE_SIZE:
         raise ValueError(f"offset must be in 0..0xff, not {off}")
     return off
 
@@ -198,9 +200,13 @@ class Watchdog:
         return timer_due(self.timer, when)
 
     def c_timer(self) -> Timer:
-        """The device's Timer, for a Machine's timer list (it writes only ``now`` and
-        ``running`` there)."""
+        """The device's Timer, for a Machine's timer list: it reads ``armed`` and
+        ``deadline`` and writes only ``now`` and ``running``."""
         return self.timer
+
+    def c_action_code(self) -> int:
+        """The action code in force (an index into ACTIONS), for a Machine's delivery."""
+        return self.action_code
 
     def c_share_counter(self, counter: ArmCounter) -> None:
         self.counter = counter

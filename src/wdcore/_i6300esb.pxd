@@ -6,6 +6,7 @@
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 cimport cython
 from wdcore._core cimport Watchdog
+from wdcore._regs cimport ESB_CFG_SIZE
 
 @cython.final
 cdef class I6300ESB(Watchdog):
@@ -23,7 +24,7 @@ cdef class I6300ESB(Watchdog):
     cdef int stage_no             # 1 or 2
     cdef int unlock_state         # 0, 1 after 0x80, 2 after 0x80 0x86
     cdef uint32_t preload[2]      # Preload Value 1 and 2, 20 bits each
-    cdef uint8_t cfg[256]         # PCI configuration bytes (0x60/0x68 special access aside)
+    cdef uint8_t cfg[ESB_CFG_SIZE]  # PCI configuration bytes (0x60/0x68 special access aside)
     cdef public object on_irq     # None or callable(level: bool)
 
     # configuration space: offset 0..0xff; lanes past 0xff read 0 and drop writes

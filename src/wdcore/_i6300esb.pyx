@@ -8,6 +8,7 @@ from wdcore._core cimport (Watchdog, WD_DUE, WD_SIGNAL, arg_config_offset, arg_s
                            arg_value, arg_window_offset, piece_size)
 from wdcore._regs cimport *
 
+from wdcore._core_py import rebuild
 from wdcore import _snapshot, regs
 from wdcore._core_py import check_bool
 from wdcore.actions import WatchdogAction
@@ -321,3 +322,9 @@ cdef class I6300ESB(Watchdog):
         timer = (f"stage {self.stage_no} deadline={self.timer.deadline}" if self.timer.armed
                  else f"stage {self.stage_no} idle")
         return f"<I6300ESB (compiled) now={self.timer.now} {timer} action={self.action.value}>"
+
+
+def _from_snapshot(data):
+    """Unpickle what this module's I6300ESB pickled as before the Watchdog base (wdcore
+    0.1's first releases); new pickles go through _core_py.rebuild."""
+    return rebuild(I6300ESB, data)

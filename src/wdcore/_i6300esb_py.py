@@ -6,7 +6,7 @@ stage-1 interrupt), bit for bit: register logic only, on the shared
 from __future__ import annotations
 
 from wdcore import _snapshot
-from wdcore._core_py import (WD_DUE, WD_SIGNAL, Watchdog, check_bool,
+from wdcore._core_py import (rebuild, WD_DUE, WD_SIGNAL, Watchdog, check_bool,
                              check_config_offset, check_size, check_value, check_window_offset,
                              piece_size)
 from wdcore.actions import WatchdogAction
@@ -56,7 +56,7 @@ class I6300ESB(Watchdog):
         self.reboot_disabled = False
         self.one_mhz = False
         self.int_type = 0
-        self.preload = [PRELOAD_RESET, PRELOAD_RESET]
+        self.preload = list(PRELOAD_RESET)  # per row: Preload Value 1, 2
         self.stage_no = 1
         self.unlock_state = 0
         self.c_set_gintsr(False)
@@ -301,3 +301,9 @@ class I6300ESB(Watchdog):
         t = self.timer
         timer = f"stage {self.stage_no} deadline={t.deadline}" if t.armed else f"stage {self.stage_no} idle"
         return f"<I6300ESB (python) now={t.now} {timer} action={self.action.value}>"
+
+
+def _from_snapshot(data):
+    """Unpickle what this module's I6300ESB pickled as before the Watchdog base (wdcore
+    0.1's first releases); new pickles go through _core_py.rebuild."""
+    return rebuild(I6300ESB, data)

@@ -3,14 +3,16 @@
 cimport cython
 from libc.stdint cimport uint64_t
 from wdcore._core cimport Watchdog, WD_DUE, arg_port, arg_size, arg_value
-from wdcore._regs cimport IB700_PORT_FIRST, IB700_PORT_LAST, IB700_WDT_START, IB700_TIMEOUT_MAX_S
+from wdcore._regs cimport (IB700_PORT_FIRST, IB700_PORT_LAST, IB700_WDT_START,
+                           IB700_WDT_START_INDEX)
 
-from wdcore import _snapshot
+from wdcore._core_py import rebuild
+from wdcore import _snapshot, regs
 
-# Timeout per index (low nibble of the start write): 30 - 2*index seconds.
-cdef uint64_t TIMEOUT_NS[16]
-for _i in range(16):
-    TIMEOUT_NS[_i] = (IB700_TIMEOUT_MAX_S - 2 * _i) * 1000000000ULL
+# Timeout per index (the low nibble of the start write), from regs.IB700_TIMEOUT_NS
+cdef uint64_t TIMEOUT_NS[IB700_WDT_START_INDEX + 1]
+for _i, _t in enumerate(regs.IB700_TIMEOUT_NS):
+    TIMEOUT_NS[_i] = _t
 
 
 @cython.final
@@ -47,7 +49,7 @@ cdef class IB700(Watchdog):
         if port < IB700_WDT_START:
             self.c_disarm()
         else:
-            self.c_arm(TIMEOUT_NS[byte & 0x0F])
+            self.c_arm(TIMEOUT_NS[byte & IB700_WDT_START_INDEX])
 
     # --- Watchdog hooks ---------------------------------------------------------------
     cdef int c_fire(self) except -1:
@@ -71,3 +73,9 @@ cdef class IB700(Watchdog):
     def __repr__(self):
         armed = f"deadline={self.timer.deadline}" if self.timer.armed else "disarmed"
         return f"<IB700 (compiled) now={self.timer.now} {armed} action={self.action.value}>"
+
+
+def _from_snapshot(data):
+    """Unpickle what this module's IB700 pickled as before the Watchdog base (wdcore
+    0.1's first releases); new pickles go through _core_py.rebuild."""
+    return rebuild(IB700, data)

@@ -6,11 +6,9 @@ on the shared :class:`~wdcore._core_py.Watchdog` base.  No cleverness here on pu
 from __future__ import annotations
 
 from wdcore import _snapshot
-from wdcore._core_py import WD_DUE, Watchdog, check_port, check_size, check_value
-from wdcore.regs import IB700_MAX_TIMEOUT_NS, IB700_PORT_FIRST, IB700_PORT_LAST, IB700_START
-
-#: Timeout per index (low nibble of the start write): 30 - 2*index seconds.
-TIMEOUT_NS = tuple(IB700_MAX_TIMEOUT_NS - 2 * i * 1_000_000_000 for i in range(16))
+from wdcore._core_py import WD_DUE, Watchdog, rebuild, check_port, check_size, check_value
+from wdcore.regs import IB700_INDEX, IB700_PORT_FIRST, IB700_PORT_LAST, IB700_START
+from wdcore.regs import IB700_TIMEOUT_NS as TIMEOUT_NS  # per index: 30 - 2*index seconds
 
 
 class IB700(Watchdog):
@@ -46,7 +44,7 @@ class IB700(Watchdog):
         if port < IB700_START:
             self.c_disarm()
         else:
-            self.c_arm(TIMEOUT_NS[byte & 0x0F])
+            self.c_arm(TIMEOUT_NS[byte & IB700_INDEX])
 
     # --- Watchdog hooks ---------------------------------------------------------
     def c_fire(self) -> int:
@@ -69,3 +67,9 @@ class IB700(Watchdog):
     def __repr__(self) -> str:
         armed = f"deadline={self.timer.deadline}" if self.timer.armed else "disarmed"
         return f"<IB700 (python) now={self.timer.now} {armed} action={self.action.value}>"
+
+
+def _from_snapshot(data):
+    """Unpickle what this module's IB700 pickled as before the Watchdog base (wdcore
+    0.1's first releases); new pickles go through _core_py.rebuild."""
+    return rebuild(IB700, data)

@@ -29,7 +29,6 @@ cdef class MachineCore:
     cdef int n_devices
     cdef Timer* timers[MAX_DEVICES]    # each device's Timer (Watchdog.c_timer)
     cdef PyObject* owners[MAX_DEVICES] # borrowed from `devices`
-    cdef ArmCounter counter       # arming sequence numbers, shared by the devices
     # --- run state and requests ---------------------------------------------------------
     cdef uint64_t now_ns
     cdef int status_no            # index into actions.RUN_STATES

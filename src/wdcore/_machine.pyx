@@ -19,13 +19,15 @@ from wdcore._core cimport (ArmCounter, Timer, Watchdog, WD_DUE, WD_SIGNAL, WD_TI
 from wdcore._ib700 cimport IB700
 from wdcore._i6300esb cimport I6300ESB
 from wdcore._regs cimport (ESB_SIZE, IB700_PORT_FIRST, IB700_PORT_LAST, PCI_CONFIG_ADDRESS,
-                           PCI_CONFIG_DATA, PCI_CONFIG_END, PCI_CONFIG_ENABLE)
+                           PCI_CONFIG_ADDRESS_BUS, PCI_CONFIG_ADDRESS_DEVICE,
+                           PCI_CONFIG_ADDRESS_ENABLE, PCI_CONFIG_ADDRESS_FUNCTION,
+                           PCI_CONFIG_ADDRESS_OFFSET, PCI_CONFIG_DATA, PCI_CONFIG_DEVICE_SHIFT,
+                           PCI_CONFIG_END)
 
 from wdcore._core_py import check_addr
-from wdcore.actions import (ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET,
-                            RUN_STATES, Request, RunState, coerce_action)
+from wdcore.actions import ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET, coerce_action
 
-cdef enum:  # run states: positions in actions.RUN_STATES (tests/test_machine_core.py)
+cdef enum:  # run states: positions in actions.RUN_STATES (tests/test_structure.py)
     RUNNING = 0
     WATCHDOG = 1
     PAUSED = 2
@@ -50,9 +52,12 @@ cdef enum:  # op stream opcodes (docs/ops.md)
     OP_STEP32 = 15
 
 # actions.EFFECTS as C data, by action code: requests raised, power off, immediate event
+cdef enum:
+    MAX_ACTIONS = 16
 cdef int N_ACTIONS = len(ACTIONS)
-cdef int EFFECT_REQUESTS[16]
-cdef bint EFFECT_POWER_OFF[16]
+assert N_ACTIONS <= MAX_ACTIONS and len(EFFECTS) == N_ACTIONS
+cdef int EFFECT_REQUESTS[MAX_ACTIONS]
+cdef bint EFFECT_POWER_OFF[MAX_ACTIONS]
 cdef tuple EFFECT_EVENT = tuple(e.immediate_event for e in EFFECTS)
 cdef tuple _ACTIONS = ACTIONS
 for _i, _e in enumerate(EFFECTS):
@@ -62,15 +67,20 @@ for _i, _e in enumerate(EFFECTS):
 
 def effect_table():
     """The C copy of actions.EFFECTS, as (request bits, power_off, immediate event) per
-    action code, for tests/test_actions.py to compare with the Python table."""
+    action code, for tests/test_structure.py to compare with the Python table."""
     return tuple((EFFECT_REQUESTS[i], bool(EFFECT_POWER_OFF[i]), EFFECT_EVENT[i])
                  for i in range(N_ACTIONS))
 
 
 def c_constants():
     """The C enums of this module, for the tests to compare with the Python tables."""
-    return {"run_states": (RUNNING, WATCHDOG, PAUSED, PRELAUNCH, SHUTDOWN, POWEROFF),
-            "requests": (REQ_SHUTDOWN, REQ_RESET, REQ_POWERDOWN, REQ_STOP)}
+    return {"run_states": {"RUNNING": RUNNING, "WATCHDOG": WATCHDOG, "PAUSED": PAUSED,
+                           "PRELAUNCH": PRELAUNCH, "SHUTDOWN": SHUTDOWN, "POWEROFF": POWEROFF},
+            "requests": {"SHUTDOWN": REQ_SHUTDOWN, "RESET": REQ_RESET,
+                         "POWERDOWN": REQ_POWERDOWN, "STOP": REQ_STOP},
+            "opcodes": {"OUTB": OP_OUTB, "INB": OP_INB, "WRITEB": OP_WRITEB, "READB": OP_READB,
+                        "STEP": OP_STEP, "STEP_BARE": OP_STEP_BARE, "SET": OP_SET,
+                        "STEP32": OP_STEP32}}
 
 
 cdef inline uint32_t io_region_base(uint32_t addr) noexcept nogil:
@@ -117,7 +127,6 @@ cdef class MachineCore:
             dev.c_share_counter(counter)
             self.timers[i] = dev.c_timer()
             self.owners[i] = <PyObject*>dev
-        self.counter = counter
         self.esb_slot = esb_slot
         self.reboot_shutdown = reboot_shutdown
         self.action_no = action_code
@@ -202,11 +211,13 @@ cdef class MachineCore:
         """Configuration mechanism #1: the i6300ESB's register offset for data port
         offset k, or -1 (bit 31 clear, another function, or no i6300ESB; SPEC.md 5.2)."""
         cdef uint32_t ca = self.cfg_addr
-        if not ca & PCI_CONFIG_ENABLE or self.esb is None:
+        if not ca & PCI_CONFIG_ADDRESS_ENABLE or self.esb is None:
             return -1
-        if (ca >> 16) & 0xFF or ((ca >> 11) & 0x1F) != <uint32_t>self.esb_slot or (ca >> 8) & 0x07:
+        if (ca & PCI_CONFIG_ADDRESS_BUS
+                or (ca & PCI_CONFIG_ADDRESS_DEVICE) >> PCI_CONFIG_DEVICE_SHIFT != <uint32_t>self.esb_slot
+                or ca & PCI_CONFIG_ADDRESS_FUNCTION):
             return -1
-        return <int>((ca & 0xFF) | k)  # bits 1:0 are OR-ed, not added
+        return <int>((ca & PCI_CONFIG_ADDRESS_OFFSET) | k)  # bits 1:0 are OR-ed, not added
 
     # --- memory -------------------------------------------------------------------------------
     def mem_write(self, addr, size, value):
@@ -354,7 +365,7 @@ cdef class MachineCore:
     cdef int c_deliver(self, Watchdog dev) except -1:
         """The one place an expiry becomes its effect (SPEC.md 4.2, 4.5): the device's log
         and on_expire, then, even if that raised, WATCHDOG and the action's effect."""
-        cdef int code = dev.action_code
+        cdef int code = dev.c_action_code()
         cdef uint64_t when = self.now_ns
         cdef int req
         try:

@@ -13,16 +13,17 @@ from wdcore import ops as _ops
 from wdcore._core_py import (WD_DUE, WD_SIGNAL, check_addr, check_delta, check_port,
                              check_size, check_time, check_value, piece_size, timer_before,
                              timer_due)
-from wdcore.actions import (ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET, Request,
-                            coerce_action)
+from wdcore.actions import (ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET, RUN_STATES,
+                            Request, RunState, coerce_action)
 from wdcore.regs import (BAR0_SIZE, IB700_PORT_FIRST, IB700_PORT_LAST, PC_BUS,
                          PCI_CONFIG_ADDRESS, PCI_CONFIG_DATA, PCI_CONFIG_END)
 
 # run states, by code: positions in actions.RUN_STATES
-RUNNING, WATCHDOG, PAUSED, PRELAUNCH, SHUTDOWN, POWEROFF = range(6)
+RUNNING, WATCHDOG, PAUSED, PRELAUNCH, SHUTDOWN, POWEROFF = (RUN_STATES.index(s) for s in RunState)
 REQ_SHUTDOWN, REQ_RESET, REQ_POWERDOWN, REQ_STOP = (int(r) for r in Request)
-CONFIG_ENABLE = PC_BUS.const("CONFIG_ENABLE")
-_WIDTHS = {"b": 1, "w": 2, "l": 4}
+CONFIG_ENABLE, CONFIG_BUS, CONFIG_DEVICE, CONFIG_FUNCTION, CONFIG_OFFSET = (
+    PC_BUS.bit("CONFIG_ADDRESS", f) for f in ("ENABLE", "BUS", "DEVICE", "FUNCTION", "OFFSET"))
+CONFIG_DEVICE_SHIFT = PC_BUS.const("CONFIG_DEVICE_SHIFT")
 
 
 def _ones(n: int) -> int:
@@ -50,7 +51,6 @@ class MachineCore:
         for dev in self.devices:
             dev.c_share_counter(counter)
         self.timers = [dev.c_timer() for dev in self.devices]
-        self.counter = counter
         self.esb_slot = esb_slot
         self.reboot_shutdown = reboot_shutdown
         self.action_no = action_code
@@ -132,9 +132,10 @@ class MachineCore:
         ca = self.cfg_addr
         if not ca & CONFIG_ENABLE or self.esb is None:
             return -1
-        if (ca >> 16) & 0xFF or ((ca >> 11) & 0x1F) != self.esb_slot or (ca >> 8) & 0x07:
+        if (ca & CONFIG_BUS or (ca & CONFIG_DEVICE) >> CONFIG_DEVICE_SHIFT != self.esb_slot
+                or ca & CONFIG_FUNCTION):
             return -1
-        return (ca & 0xFF) | k  # bits 1:0 are OR-ed with the data port offset, not added
+        return (ca & CONFIG_OFFSET) | k  # bits 1:0 are OR-ed with the data port offset, not added
 
     # --- memory ----------------------------------------------------------------------------
     def mem_write(self, addr, size, value) -> None:
@@ -246,7 +247,7 @@ class MachineCore:
     def c_deliver(self, dev) -> None:
         """The one place an expiry becomes its effect (SPEC.md §4.2, §4.5): the device's
         log and on_expire, then, even if that raised, WATCHDOG and the action's effect."""
-        code, when = dev.action_code, self.now_ns
+        code, when = dev.c_action_code(), self.now_ns
         try:
             dev.c_notify()
         finally:
@@ -382,7 +383,7 @@ class MachineCore:
                 elif name == "clock_set":
                     self.c_run_until(max(op[1], self.now_ns))
                 else:
-                    size = _WIDTHS[name[-1]]
+                    size = _ops.WIDTH[name[-1]]
                     kind = name[0]
                     if kind == "o":
                         self.c_io_write(op[1], size, op[2])

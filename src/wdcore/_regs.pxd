@@ -1,5 +1,5 @@
 # Generated from wdcore/regs.py by `python -m wdcore.regs`; do not edit.
-# tests/test_regs.py checks that this file matches the rows.
+# tests/test_structure.py checks that this file matches the rows.
 
 # iBase IB700: ports 0x441..0x444, reads all-ones
 cdef enum:
@@ -7,9 +7,11 @@ cdef enum:
     IB700_WDT_STOP_RESET = 0x0
     IB700_WDT_START = 0x443
     IB700_WDT_START_RESET = 0x0
+    IB700_WDT_START_INDEX = 0xf
     IB700_PORT_FIRST = 0x441
     IB700_PORT_LAST = 0x444
     IB700_TIMEOUT_MAX_S = 0x1e
+    IB700_TIMEOUT_STEP_S = 0x2
 
 # PCI configuration mechanism #1 on the PC's I/O ports
 cdef enum:
@@ -17,7 +19,13 @@ cdef enum:
     PCI_CONFIG_ADDRESS_RESET = 0x0
     PCI_CONFIG_DATA = 0xcfc
     PCI_CONFIG_DATA_RESET = 0x0
+    PCI_CONFIG_ADDRESS_BUS = 0xff0000
+    PCI_CONFIG_ADDRESS_DEVICE = 0xf800
+    PCI_CONFIG_ADDRESS_FUNCTION = 0x700
+    PCI_CONFIG_ADDRESS_OFFSET = 0xff
     PCI_CONFIG_END = 0xd00
+    PCI_CONFIG_DEVICE_SHIFT = 0xb
+    PCI_CONFIG_SPACE_SIZE = 0x100
 
 # Intel 6300ESB watchdog, PCI 8086:25ab, 256-byte configuration space
 cdef enum:
@@ -80,10 +88,10 @@ cdef enum:
 # values above 2**31-1, as unsigned C constants
 cdef extern from *:
     """
-    #define WD_PCI_CONFIG_ENABLE 0x80000000U
+    #define WD_PCI_CONFIG_ADDRESS_ENABLE 0x80000000U
     #define WD_ESB_CFG_BAR0_ADDR_MASK 0xfffffff0U
     #define WD_ESB_CFG_BAR0_BASE_MAX 0xffffffe0U
     """
-    const unsigned int PCI_CONFIG_ENABLE "WD_PCI_CONFIG_ENABLE"
+    const unsigned int PCI_CONFIG_ADDRESS_ENABLE "WD_PCI_CONFIG_ADDRESS_ENABLE"
     const unsigned int ESB_CFG_BAR0_ADDR_MASK "WD_ESB_CFG_BAR0_ADDR_MASK"
     const unsigned int ESB_CFG_BAR0_BASE_MAX "WD_ESB_CFG_BAR0_BASE_MAX"

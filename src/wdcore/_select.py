@@ -19,7 +19,6 @@ COMPILED_MODULES = {
     "wdcore._i6300esb": "wdcore._i6300esb_py",
     "wdcore._machine": "wdcore._machine_py",
 }
-NAMES = ("compiled", "python")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import struct
 import zlib
 from dataclasses import dataclass, fields
 from types import SimpleNamespace
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from wdcore._core_py import TIME_MAX_NS, check_bytes
 from wdcore.actions import ACTIONS, RUN_STATES
@@ -377,11 +377,15 @@ class MachineState:
         return wrap(KIND_MACHINE, self.LAYOUT.pack(values) + body)
 
     @classmethod
-    def unpack(cls, data: object, config: dict | None = None) -> MachineState:
+    def unpack(cls, data: object, config: dict | None = None,
+               check_device: Callable[[int, bytes, SimpleNamespace], None] | None = None
+               ) -> MachineState:
         """The record of a Machine snapshot, its header ranges and framing checked;
         ``ValueError`` on anything off.  ``config`` (the five configuration fields of the
         restoring Machine) is checked first, so that a snapshot of another configuration
-        is refused as such."""
+        is refused as such; ``check_device(i, blob, header)`` is called on each device's
+        snapshot as soon as it is framed, so the first fault in the data is the one
+        reported."""
         payload = unwrap(data, KIND_MACHINE)
         if len(payload) < cls.LAYOUT.size:
             raise ValueError("data has the wrong payload size for a machine snapshot")
@@ -405,6 +409,8 @@ class MachineState:
             blob = payload[pos:pos + n]
             if len(blob) != n:
                 raise ValueError("data is truncated")
+            if check_device is not None:
+                check_device(len(devices), blob, f)
             devices.append(blob)
             pos += n
         if pos != len(payload):

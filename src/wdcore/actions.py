@@ -1,10 +1,10 @@
 """The action layer: what a watchdog expiry does.
 
 Devices never know the policy.  A device only records a :class:`WatchdogEvent`
-carrying the :class:`WatchdogAction` configured at the moment of expiry; the
-:class:`~wdcore.machine.Machine` turns that event into its effect in one place,
-:func:`effect_of`, following QEMU's ``hw/watchdog/watchdog.c`` and the main loop's
-request handling (SPEC.md §4).
+carrying the :class:`WatchdogAction` configured at the moment of expiry; the Machine
+core turns that expiry into its effect in one place (``c_deliver`` in ``_machine.pyx``
+and its twin), reading the one table :data:`EFFECTS`, after QEMU's
+``hw/watchdog/watchdog.c`` and the main loop's request handling (SPEC.md §4).
 """
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ class Effect(NamedTuple):
 
 
 #: The one table from an expiry's action to its effect, in ACTIONS order.  The compiled
-#: Machine core copies it into C arrays at import (tests/test_actions.py compares them).
+#: Machine core copies it into C arrays at import (tests/test_structure.py compares them).
 EFFECTS: tuple[Effect, ...] = tuple({
     WatchdogAction.RESET: Effect(None, Request.RESET, False),
     WatchdogAction.SHUTDOWN: Effect(None, Request.POWERDOWN, False),

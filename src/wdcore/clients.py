@@ -26,6 +26,7 @@ helpers.
 """
 from __future__ import annotations
 
+from wdcore.ops import SUFFIX
 from wdcore.regs import (
     IB700_PORTS,
     IB700_START,
@@ -62,14 +63,13 @@ S = 1_000_000_000
 
 CONFIG_ADDRESS = PCI_CONFIG_ADDRESS   # PCI configuration mechanism #1 (SPEC.md §5.2)
 CONFIG_DATA = PCI_CONFIG_DATA         # ... data, 0xCFC..0xCFF
-CONFIG_ENABLE = PC_BUS.const("CONFIG_ENABLE")    # CONFIG_ADDRESS bit 31
+CONFIG_ENABLE = PC_BUS.bit("CONFIG_ADDRESS", "ENABLE")  # CONFIG_ADDRESS bit 31
 IB700_DISABLE = IB700_PORTS["WDT_STOP"].offset   # SPEC.md §2.1: a byte here stops the timer
 IB700_ARM = IB700_START                          # SPEC.md §2.1: a byte here arms table[v & 0x0F]
 
 #: the dword at configuration offset 0 of the i6300ESB (SPEC.md §3.1)
 ESB_ID = PCI_DEVICE_ID << 16 | PCI_VENDOR_ID
 
-_SUFFIX = {1: "b", 2: "w", 4: "l"}
 
 
 # =====================================================================================
@@ -77,19 +77,19 @@ _SUFFIX = {1: "b", 2: "w", 4: "l"}
 # =====================================================================================
 
 def io_write(port: int, size: int, value: int) -> list[tuple]:
-    return [(f"out{_SUFFIX[size]}", port, value)]
+    return [(f"out{SUFFIX[size]}", port, value)]
 
 
 def io_read(port: int, size: int) -> list[tuple]:
-    return [(f"in{_SUFFIX[size]}", port)]
+    return [(f"in{SUFFIX[size]}", port)]
 
 
 def mem_write(addr: int, size: int, value: int) -> list[tuple]:
-    return [(f"write{_SUFFIX[size]}", addr, value)]
+    return [(f"write{SUFFIX[size]}", addr, value)]
 
 
 def mem_read(addr: int, size: int) -> list[tuple]:
-    return [(f"read{_SUFFIX[size]}", addr)]
+    return [(f"read{SUFFIX[size]}", addr)]
 
 
 def clock_step(ns: int | None = None) -> list[tuple]:

@@ -11,7 +11,7 @@ host calling ``m.io_write`` from its I/O hooks calls the core's method directly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, TypedDict
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple, TypedDict
 
 from wdcore import _snapshot
 from wdcore import ops as _ops
@@ -54,11 +54,36 @@ class Machine:
     ``pause``, ``resume``, ``system_reset``, ``action``, ``events``, ``clear_events``,
     ``on_event``) come from the implementation's core; see API.md."""
 
-    _concrete: dict = {}
+    _concrete: dict = {}  # (front class, implementation name) -> the class instances have
+
+    if TYPE_CHECKING:  # what the core provides, for type checkers (API.md); not at run time
+        on_event: Optional[Callable[[MachineEvent], object]]
+        action: WatchdogAction
+        @property
+        def now(self) -> int: ...
+        @property
+        def next_deadline(self) -> Optional[int]: ...
+        @property
+        def events(self) -> List[MachineEvent]: ...
+        @property
+        def status_code(self) -> int: ...
+        def io_write(self, port: int, size: int, value: int) -> None: ...
+        def io_read(self, port: int, size: int) -> int: ...
+        def mem_write(self, addr: int, size: int, value: int) -> None: ...
+        def mem_read(self, addr: int, size: int) -> int: ...
+        def advance(self, delta_ns: int) -> int: ...
+        def advance_to(self, t_ns: int) -> int: ...
+        def pause(self) -> None: ...
+        def resume(self) -> None: ...
+        def system_reset(self) -> None: ...
+        def clear_events(self) -> None: ...
+        def run_stream(self, data: bytes) -> Tuple[int, List[int], List[MachineEvent]]: ...
+        def get_state(self) -> Tuple[int, int, int, int]: ...
+        def set_state(self, now: int, status: int, action_code: int, config_address: int) -> None: ...
 
     def __new__(cls, *args, implementation=None, **kw):
-        if cls is Machine:
-            cls = _machine_class(_implementation(implementation))
+        if "_impl" not in vars(cls):  # Machine or a host's subclass of it
+            cls = _machine_class(cls, _implementation(implementation))
         return super().__new__(cls)
 
     def __init__(self, devices=None, *, action=WatchdogAction.RESET, esb_slot=2,
@@ -148,23 +173,24 @@ class Machine:
     def restore(self, data) -> None:
         """Take back a snapshot of a Machine of this configuration; bad data is a
         ValueError and changes nothing."""
-        state = _snapshot.MachineState.unpack(check_bytes(data), self._config_fields())
-        # same configuration, so state.devices are this Machine's devices, in order
         records = []
-        for dev, blob in zip(self._devices, state.devices):
+
+        def check_device(i: int, blob: bytes, header) -> None:
+            # the devices of this configuration, in order; each must agree with the header
+            dev = self._devices[i]
             rec = dev.STATE.unpack(blob)
-            if rec.now != state.now or rec.action != state.action:
-                raise ValueError("data holds a device whose time or action disagrees with the machine")
-            # the devices share the machine's arming counter: one value, everywhere
-            if rec.counter != state.counter:
-                raise ValueError("data holds a device arming counter that differs from the machine's")
-            if rec.armed and rec.seq >= state.counter:
-                raise ValueError("data holds a device arming number from the future")
             if dev is self.i6300esb and (rec.profile != PROFILES.index(self._profile)
                                          or rec.stage1_interrupt != self._stage1_interrupt):
                 raise ValueError("data holds an i6300esb whose profile or stage1_interrupt "
                                  "differs from the machine's")
+            if rec.now != header.now or rec.action != header.action:
+                raise ValueError("data holds a device whose time or action disagrees with the machine")
+            # the devices share the machine's arming counter: one value, everywhere
+            if rec.counter != header.counter:
+                raise ValueError("data holds a device arming counter that differs from the machine's")
             records.append(rec)
+
+        state = _snapshot.MachineState.unpack(check_bytes(data), self._config_fields(), check_device)
         # validated: apply
         for dev, rec in zip(self._devices, records):
             dev._apply(rec)
@@ -172,7 +198,7 @@ class Machine:
         self.set_state(state.now, state.status, state.action, state.config_address)
 
     def __reduce__(self):
-        return (_machine_from_snapshot, (self._kinds, self._esb_slot, self._profile,
+        return (_machine_from_snapshot, (self._front, self._kinds, self._esb_slot, self._profile,
                                          self._reboot_action, self._stage1_interrupt,
                                          self.implementation, self.snapshot()))
 
@@ -181,20 +207,27 @@ class Machine:
                 f"action={self.action.value} devices={','.join(self._kinds)}>")
 
 
-def _machine_class(impl) -> type:
-    """The Machine class of one implementation: Machine's methods, then the core's."""
-    cls = Machine._concrete.get(impl.name)
+def _machine_class(front: type, impl) -> type:
+    """The class a ``front`` (Machine, or a host's subclass) instance has on one
+    implementation: the front's methods first, then the core's."""
+    key = (front, impl.name)
+    cls = Machine._concrete.get(key)
     if cls is None:
-        cls = type("Machine", (Machine, impl.MachineCore),
-                   {"_impl": impl, "__module__": __name__,
-                    "__doc__": f"{Machine.__doc__}\n\n    Implementation: {impl.name}."})
-        Machine._concrete[impl.name] = cls
+        cls = type(front.__name__, (front, impl.MachineCore),
+                   {"_impl": impl, "_front": front, "__module__": front.__module__,
+                    "__qualname__": front.__qualname__,
+                    "__doc__": f"{front.__doc__}\n\n    Implementation: {impl.name}."})
+        Machine._concrete[key] = cls
     return cls
 
 
-def _machine_from_snapshot(kinds, slot, profile, reboot, s1i, impl, data) -> Machine:
-    m = Machine(kinds, esb_slot=slot, profile=profile, reboot_action=reboot,
-                stage1_interrupt=s1i, implementation=impl)
+def _machine_from_snapshot(*args) -> Machine:
+    """Unpickle: (front class, kinds, slot, profile, reboot, s1i, implementation, snapshot);
+    pickles made before Machine had a front class lack the first."""
+    front, (kinds, slot, profile, reboot, s1i, impl, data) = (
+        (args[0], args[1:]) if isinstance(args[0], type) else (Machine, args))
+    m = front(kinds, esb_slot=slot, profile=profile, reboot_action=reboot,
+              stage1_interrupt=s1i, implementation=impl)
     m.restore(data)
     return m
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["OPS", "encode", "decode", "TIME_MAX_NS"]
+__all__ = ["OPS", "WIDTH", "SUFFIX", "encode", "decode", "TIME_MAX_NS"]
 
 TIME_MAX_NS = (1 << 63) - 1
 ADDR_END = 1 << 64
@@ -20,7 +20,9 @@ OPS = ("outb", "outw", "outl", "inb", "inw", "inl", "writeb", "writew", "writel"
        "readb", "readw", "readl", "clock_step", "clock_step", "clock_set", "clock_step")
 OP_STEP, OP_STEP_BARE, OP_SET, OP_STEP32 = 12, 13, 14, 15
 _CODE = {name: i for i, name in enumerate(OPS[:12])}
-_WIDTH = {"b": 1, "w": 2, "l": 4}
+#: access width by the op name's last letter, and back
+WIDTH = {"b": 1, "w": 2, "l": 4}
+SUFFIX = {size: letter for letter, size in WIDTH.items()}
 _VALUE_FMT = {1: "B", 2: "H", 4: "I"}
 
 
@@ -65,7 +67,7 @@ def _encode_one(op) -> bytes:
     if name not in _CODE:
         raise ValueError(f"unknown op {name!r}")
     code = _CODE[name]
-    size = _WIDTH[name[-1]]
+    size = WIDTH[name[-1]]
     if name.startswith(("out", "write")):
         if len(op) != 3:
             raise ValueError(f"{name} takes (address, value)")

@@ -18,11 +18,10 @@ import json
 import os
 import sys
 
-from wdcore.ops import ADDR_END, TIME_MAX_NS
+from wdcore.ops import ADDR_END, TIME_MAX_NS, WIDTH
 
 __all__ = ["parse", "parse_line", "reply", "replay"]
 
-_WIDTH = {"b": 1, "w": 2, "l": 4}
 _ACCESS = {f"{kind}{w}" for kind in ("out", "in", "write", "read") for w in "bwl"}
 
 
@@ -58,7 +57,7 @@ def parse_line(line: str):
         return ("clock_set", _time(args[0]))
     if name not in _ACCESS:
         raise ValueError(f"unknown command {name!r}")
-    size = _WIDTH[name[-1]]
+    size = WIDTH[name[-1]]
     writes = name.startswith(("out", "write"))
     if len(args) != (2 if writes else 1):
         raise ValueError(f"{name} takes {'an address and a value' if writes else 'an address'}")

@@ -6,7 +6,7 @@ does to it.  Bit fields are :class:`Bits` rows naming the bits of one register.
 
 - The Python twins read these rows (and the tables built from them) directly.
 - The compiled core cimports ``_regs.pxd``, a file of C enums *generated* from these rows
-  (``python -m wdcore.regs > src/wdcore/_regs.pxd``); ``tests/test_regs.py`` fails when
+  (``python -m wdcore.regs > src/wdcore/_regs.pxd``); ``tests/test_structure.py`` fails when
   the file and the rows disagree.  Byte tables (the i6300ESB's configuration image and
   writable masks) are copied into C arrays at import.
 
@@ -29,6 +29,7 @@ class Reg:
     reset: int = 0      #: value at power-on
     wmask: int = 0      #: bits a guest write can change (0: read-only or side effect only)
     on_reset: str = "keeps"  #: what a system reset does: "restores" (back to ``reset``) or "keeps"
+    #: (the i6300ESB's watchdog registers are also restored by its own stage-2 reset)
     doc: str = ""
 
 
@@ -72,17 +73,24 @@ class Space:
 IB700_PORTS = Space("IB700", 0, regs=(
     Reg("WDT_STOP", 0x441, 2, doc="0x441/0x442: any byte written stops the timer"),
     Reg("WDT_START", 0x443, 2, doc="0x443/0x444: (re)start with the timeout index in bits 3:0"),
+), bits=(
+    Bits("WDT_START", (("INDEX", 0x0F),), "the timeout index: 30 - 2*index seconds"),
 ), consts=(
     ("PORT_FIRST", 0x441), ("PORT_LAST", 0x444),
-    ("TIMEOUT_MAX_S", 30),   # index i: 30 - 2*i seconds
+    ("TIMEOUT_MAX_S", 30), ("TIMEOUT_STEP_S", 2),   # index i: 30 - 2*i seconds
 ), doc="iBase IB700: ports 0x441..0x444, reads all-ones")
 
 # --- the PC bus (SPEC.md §5): configuration mechanism #1 -------------------------------
 PC_BUS = Space("PCI", 0, regs=(
     Reg("CONFIG_ADDRESS", 0xCF8, 4, doc="enable bit 31, bus 23:16, device 15:11, function 10:8, register 7:2"),
     Reg("CONFIG_DATA", 0xCFC, 4, doc="the addressed dword; byte lanes 0xCFC..0xCFF"),
+), bits=(
+    Bits("CONFIG_ADDRESS", (("ENABLE", 0x80000000), ("BUS", 0x00FF0000), ("DEVICE", 0x0000F800),
+                            ("FUNCTION", 0x00000700), ("OFFSET", 0x000000FF)),
+         "the fields of CONFIG_ADDRESS; OFFSET keeps bits 1:0, which QEMU ORs with the data "
+         "port's offset (SPEC.md §5.2)"),
 ), consts=(
-    ("CONFIG_END", 0xD00), ("CONFIG_ENABLE", 0x80000000),
+    ("CONFIG_END", 0xD00), ("CONFIG_DEVICE_SHIFT", 11), ("CONFIG_SPACE_SIZE", 0x100),
 ), doc="PCI configuration mechanism #1 on the PC's I/O ports")
 
 # --- i6300ESB configuration space (SPEC.md §3.1, §3.2) ---------------------------------
@@ -101,8 +109,9 @@ ESB_CONFIG = Space("ESB_CFG", 0x100, regs=(
     Reg("INTERRUPT_LINE", 0x3C, 1, 0x00, 0xFF, "restores"),
     Reg("RAW", 0x40, 0xC0, 0, (1 << (8 * 0xC0)) - 1,
         doc="0x40..0xff: raw bytes, every bit writable, kept by reset (0x60/0x68 aside)"),
-    Reg("WDT_CONFIG", 0x60, 2, doc="WDT Configuration: 16-bit accesses only; bits by profile"),
-    Reg("WDT_LOCK", 0x68, 1, doc="WDT Lock: 8-bit accesses only"),
+    Reg("WDT_CONFIG", 0x60, 2, 0, 0x0037, "restores",
+        doc="WDT Configuration: 16-bit accesses only; INT_TYPE bits kept by profile"),
+    Reg("WDT_LOCK", 0x68, 1, 0, 0x07, "restores", doc="WDT Lock: 8-bit accesses only"),
 ), bits=(
     Bits("COMMAND", (("MEMORY", 0x02),), "memory decoding on: BAR0 is reachable"),
     Bits("WDT_CONFIG", (("REBOOT_DISABLE", 0x20), ("OUTPUT_1MHZ", 0x04)),
@@ -115,10 +124,13 @@ ESB_CONFIG = Space("ESB_CFG", 0x100, regs=(
 
 # --- i6300ESB BAR0 (SPEC.md §3.3..§3.7) -----------------------------------------------
 ESB_BAR0 = Space("ESB", 16, regs=(
-    Reg("PRELOAD_VALUE_1", 0x00, 4, 0xFFFFF, 0xFFFFF, doc="stage 1 length; unlocked dword writes only"),
-    Reg("PRELOAD_VALUE_2", 0x04, 4, 0xFFFFF, 0xFFFFF, doc="stage 2 length"),
-    Reg("GINTSR", 0x08, 4, 0, 0x1, doc="General Interrupt Status (extension only): bit 0, write 1 to clear"),
-    Reg("RELOAD", 0x0C, 2, 0, doc="unlock sequence target; unlocked word write: ping, clear the flag"),
+    Reg("PRELOAD_VALUE_1", 0x00, 4, 0xFFFFF, 0xFFFFF, "restores",
+        doc="stage 1 length; unlocked dword writes only"),
+    Reg("PRELOAD_VALUE_2", 0x04, 4, 0xFFFFF, 0xFFFFF, "restores", doc="stage 2 length"),
+    Reg("GINTSR", 0x08, 4, 0, 0x1, "restores",
+        doc="General Interrupt Status (extension only): bit 0, write 1 to clear"),
+    Reg("RELOAD", 0x0C, 2, 0, doc="unlock sequence target; unlocked word write: ping, clear the "
+        "flag; a word read shows the previous-reboot flag, which every reset keeps"),
 ), bits=(
     Bits("RELOAD", (("PING", 0x0100), ("CLEAR_FLAG", 0x1200), ("READ_FLAG", 0x1200)),
          "bit 8 reloads stage 1; bit 9 (or 12, as old Linux writes) clears the flag; "
@@ -163,7 +175,6 @@ PCI_COMMAND_MEMORY = ESB_CONFIG.bit("COMMAND", "MEMORY")
 PCI_BAR0 = ESB_CONFIG["BAR0"].offset
 CFG_WDT_CONFIG = ESB_CONFIG["WDT_CONFIG"].offset
 CFG_WDT_LOCK = ESB_CONFIG["WDT_LOCK"].offset
-CFG_RAW_FIRST = ESB_CONFIG["RAW"].offset
 WDT_REBOOT_DISABLE = ESB_CONFIG.bit("WDT_CONFIG", "REBOOT_DISABLE")
 WDT_1MHZ = ESB_CONFIG.bit("WDT_CONFIG", "OUTPUT_1MHZ")
 WDT_FREE_RUN = ESB_CONFIG.bit("WDT_LOCK", "FREE_RUN")
@@ -180,19 +191,23 @@ RELOAD_PING = ESB_BAR0.bit("RELOAD", "PING")
 RELOAD_CLEAR_FLAG = ESB_BAR0.bit("RELOAD", "CLEAR_FLAG")
 RELOAD_READ_FLAG = ESB_BAR0.bit("RELOAD", "READ_FLAG")
 PRELOAD_MASK = ESB_BAR0.const("PRELOAD_MASK")
-PRELOAD_RESET = ESB_BAR0["PRELOAD_VALUE_1"].reset
+PRELOAD_RESET = (ESB_BAR0["PRELOAD_VALUE_1"].reset, ESB_BAR0["PRELOAD_VALUE_2"].reset)
 PCI_CLOCK_NS = ESB_BAR0.const("PCI_CLOCK_NS")
 SHIFT_1KHZ, SHIFT_1MHZ = ESB_BAR0.const("SHIFT_1KHZ"), ESB_BAR0.const("SHIFT_1MHZ")
 MAX_STAGE_NS = (PRELOAD_MASK << SHIFT_1KHZ) * PCI_CLOCK_NS   # 1 030 791 168 000
 
 IB700_PORT_FIRST = IB700_PORTS.const("PORT_FIRST")
 IB700_PORT_LAST = IB700_PORTS.const("PORT_LAST")
-IB700_STOP_LAST = IB700_PORTS["WDT_STOP"].offset + IB700_PORTS["WDT_STOP"].width - 1
 IB700_START = IB700_PORTS["WDT_START"].offset
 IB700_MAX_TIMEOUT_NS = IB700_PORTS.const("TIMEOUT_MAX_S") * 1_000_000_000
 PCI_CONFIG_ADDRESS = PC_BUS["CONFIG_ADDRESS"].offset
 PCI_CONFIG_DATA = PC_BUS["CONFIG_DATA"].offset
 PCI_CONFIG_END = PC_BUS.const("CONFIG_END")
+PCI_CONFIG_ENABLE = PC_BUS.bit("CONFIG_ADDRESS", "ENABLE")
+IB700_INDEX = IB700_PORTS.bit("WDT_START", "INDEX")
+#: the IB700's timeout per index (the low nibble of the start write), ns
+IB700_TIMEOUT_NS = tuple((IB700_PORTS.const("TIMEOUT_MAX_S") - IB700_PORTS.const("TIMEOUT_STEP_S") * i)
+                         * 1_000_000_000 for i in range(IB700_INDEX + 1))
 
 
 def _pxd_entries():
@@ -214,7 +229,7 @@ def pxd_text() -> str:
     PREFIX_REG_RESET, PREFIX_REG_BIT, PREFIX_CONST); values that do not fit a C int
     become unsigned macros."""
     out = ["# Generated from wdcore/regs.py by `python -m wdcore.regs`; do not edit.",
-           "# tests/test_regs.py checks that this file matches the rows.", ""]
+           "# tests/test_structure.py checks that this file matches the rows.", ""]
     wide = []
     for sp, entries in _pxd_entries():
         out += [f"# {sp.doc}", "cdef enum:"]

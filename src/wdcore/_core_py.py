@@ -174,78 +174,78 @@ class Watchdog:
 
     def __init__(self, *, action: WatchdogAction | str = WatchdogAction.RESET,
                  on_expire=None) -> None:
-        self.timer = Timer()
-        self.counter = ArmCounter()
-        self.action_code = ACTION_CODE[coerce_action(action)]
-        self.log: list[WatchdogEvent] = []
-        self.expiries = 0     # WatchdogEvents produced so far (advance's return value)
+        self._timer = Timer()
+        self._counter = ArmCounter()
+        self._action_code = ACTION_CODE[coerce_action(action)]
+        self._log: list[WatchdogEvent] = []
+        self._expiries = 0     # WatchdogEvents produced so far (advance's return value)
         self.on_expire = on_expire
 
     # --- the C-level contract -------------------------------------------------------
     def c_arm(self, duration_ns: int) -> None:
         """Set the deadline ``duration_ns`` from now, with the next arming number."""
-        t = self.timer
+        t = self._timer
         t.armed = True
         t.deadline = t.now + duration_ns
-        t.seq = self.counter.value
-        self.counter.value += 1
+        t.seq = self._counter.value
+        self._counter.value += 1
 
     def c_disarm(self) -> None:
-        t = self.timer
+        t = self._timer
         t.armed = False
         t.deadline = 0
         t.seq = 0
 
     def c_due(self, when: int) -> bool:
-        return timer_due(self.timer, when)
+        return timer_due(self._timer, when)
 
     def c_timer(self) -> Timer:
         """The device's Timer, for a Machine's timer list: it reads ``armed`` and
         ``deadline`` and writes only ``now`` and ``running``."""
-        return self.timer
+        return self._timer
 
     def c_action_code(self) -> int:
         """The action code in force (an index into ACTIONS), for a Machine's delivery."""
-        return self.action_code
+        return self._action_code
 
     def c_share_counter(self, counter: ArmCounter) -> None:
-        self.counter = counter
+        self._counter = counter
 
     def c_expire(self) -> int:
         """Reach the current deadline: now moves to it (an overdue one fires at the
         current now), the device's ``c_fire`` acts; returns 1 for an expiry event, which
         the caller then reports (``c_notify`` and, in a Machine, its effect)."""
-        t = self.timer
+        t = self._timer
         if t.deadline > t.now:
             t.now = t.deadline
         if self.c_fire():
-            self.expiries += 1
+            self._expiries += 1
             return 1
         return 0
 
     def c_notify(self) -> None:
         """Report the expiry just handled: the device's event log, then ``on_expire``."""
-        event = WatchdogEvent(self.timer.now, self.KIND, ACTIONS[self.action_code])
-        self.log.append(event)
+        event = WatchdogEvent(self._timer.now, self.KIND, ACTIONS[self._action_code])
+        self._log.append(event)
         if self.on_expire is not None:
             self.on_expire(event)
 
     def c_run_until(self, t: int) -> int:
         """A standalone device's advance: every deadline <= t in order, then now = t."""
-        before = self.expiries  # callbacks may cause more expiries: count them all
+        before = self._expiries  # callbacks may cause more expiries: count them all
         while self.c_due(t):
             self.c_skip(t + 1)
             if self.c_expire():
                 self.c_notify()
-        self.timer.now = t
-        return self.expiries - before
+        self._timer.now = t
+        return self._expiries - before
 
     def c_end_access(self, flags: int) -> None:
         """A standalone device after a guest access: report a line change, then fire
         what the access made due (a zero-length timeout fires at its end, at now)."""
         if flags & WD_SIGNAL:
             self.c_signal()
-        while self.c_due(self.timer.now):
+        while self.c_due(self._timer.now):
             if self.c_expire():
                 self.c_notify()
 
@@ -266,35 +266,35 @@ class Watchdog:
     @property
     def now(self) -> int:
         """Current virtual time, ns."""
-        return self.timer.now
+        return self._timer.now
 
     @property
     def next_deadline(self):
         """Absolute time of the next timer event in ns, or None when idle."""
-        return self.timer.deadline if self.timer.armed else None
+        return self._timer.deadline if self._timer.armed else None
 
     def advance(self, delta_ns) -> int:
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
-        return self.c_run_until(check_delta(self.timer.now, delta_ns))
+        return self.c_run_until(check_delta(self._timer.now, delta_ns))
 
     def advance_to(self, t_ns) -> int:
         """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
-        return self.c_run_until(check_time(self.timer.now, t_ns))
+        return self.c_run_until(check_time(self._timer.now, t_ns))
 
     @property
     def action(self) -> WatchdogAction:
-        return ACTIONS[self.action_code]
+        return ACTIONS[self._action_code]
 
     @action.setter
     def action(self, action) -> None:
-        self.action_code = ACTION_CODE[coerce_action(action)]
+        self._action_code = ACTION_CODE[coerce_action(action)]
 
     @property
     def events(self) -> list[WatchdogEvent]:
-        return self.log
+        return self._log
 
     def clear_events(self) -> None:
-        self.log.clear()
+        self._log.clear()
 
     def reset(self) -> None:
         """The device's power-on/system reset (SPEC.md)."""
@@ -306,14 +306,14 @@ class Watchdog:
 
     def _timer_fields(self) -> dict:
         """The fields every device record starts with (_snapshot.IB700State's)."""
-        t = self.timer
-        return {"now": t.now, "action": self.action_code, "armed": t.armed,
-                "deadline": t.deadline, "seq": t.seq, "counter": self.counter.value}
+        t = self._timer
+        return {"now": t.now, "action": self._action_code, "armed": t.armed,
+                "deadline": t.deadline, "seq": t.seq, "counter": self._counter.value}
 
     def _apply_timer(self, state) -> None:
-        t = self.timer
-        t.now, self.action_code, t.armed = state.now, state.action, state.armed
-        t.deadline, t.seq, self.counter.value = state.deadline, state.seq, state.counter
+        t = self._timer
+        t.now, self._action_code, t.armed = state.now, state.action, state.armed
+        t.deadline, t.seq, self._counter.value = state.deadline, state.seq, state.counter
 
     def restore(self, data) -> None:
         """Take back a snapshot; bad data is a ValueError and changes nothing."""

@@ -38,27 +38,27 @@ class I6300ESB(Watchdog):
             raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
         check_bool(stage1_interrupt, "stage1_interrupt")
         super().__init__(action=action, on_expire=on_expire)
-        self.profile_code = PROFILES.index(profile)
-        self.int_mask = INT_TYPE_MASK[self.profile_code]
-        self.s1i = stage1_interrupt
+        self._profile_code = PROFILES.index(profile)
+        self._int_mask = INT_TYPE_MASK[self._profile_code]
+        self._s1i = stage1_interrupt
         self.on_irq = None
-        self.prev_reboot = False
-        self.gintsr = False
-        self.cfg = bytearray(INITIAL_CONFIG)
+        self._prev_reboot = False
+        self._gintsr = False
+        self._cfg = bytearray(INITIAL_CONFIG)
         self.c_watchdog_reset()
 
     def c_watchdog_reset(self) -> None:
         """The watchdog part of every reset (SPEC.md §3.8); the flag survives."""
         self.c_disarm()
-        self.enabled = False
-        self.locked = False
-        self.free_run = False
-        self.reboot_disabled = False
-        self.one_mhz = False
-        self.int_type = 0
-        self.preload = list(PRELOAD_RESET)  # per row: Preload Value 1, 2
-        self.stage_no = 1
-        self.unlock_state = 0
+        self._enabled = False
+        self._locked = False
+        self._free_run = False
+        self._reboot_disabled = False
+        self._one_mhz = False
+        self._int_type = 0
+        self._preload = list(PRELOAD_RESET)  # per row: Preload Value 1, 2
+        self._stage_no = 1
+        self._unlock_state = 0
         self.c_set_gintsr(False)
 
     # --- configuration space --------------------------------------------------------
@@ -77,39 +77,39 @@ class I6300ESB(Watchdog):
 
     def c_config_read(self, off: int, size: int) -> int:
         if off == CFG_WDT_CONFIG and size == 2:
-            return ((WDT_REBOOT_DISABLE if self.reboot_disabled else 0)
-                    | (WDT_1MHZ if self.one_mhz else 0) | self.int_type)
+            return ((WDT_REBOOT_DISABLE if self._reboot_disabled else 0)
+                    | (WDT_1MHZ if self._one_mhz else 0) | self._int_type)
         if off == CFG_WDT_LOCK and size == 1:
-            return ((WDT_FREE_RUN if self.free_run else 0) | (WDT_ENABLE if self.enabled else 0)
-                    | (WDT_LOCK if self.locked else 0))
+            return ((WDT_FREE_RUN if self._free_run else 0) | (WDT_ENABLE if self._enabled else 0)
+                    | (WDT_LOCK if self._locked else 0))
         value = 0
         for i in range(size):
             if off + i < CFG_SIZE:  # lanes past 0xff read 0
-                value |= self.cfg[off + i] << (8 * i)
+                value |= self._cfg[off + i] << (8 * i)
         return value
 
     def c_config_write(self, off: int, size: int, value: int) -> int:
         if off == CFG_WDT_CONFIG and size == 2:
-            self.reboot_disabled = bool(value & WDT_REBOOT_DISABLE)
-            self.one_mhz = bool(value & WDT_1MHZ)
-            self.int_type = value & self.int_mask
+            self._reboot_disabled = bool(value & WDT_REBOOT_DISABLE)
+            self._one_mhz = bool(value & WDT_1MHZ)
+            self._int_type = value & self._int_mask
         elif off == CFG_WDT_LOCK and size == 1:
-            if not self.locked:
-                was_enabled = self.enabled
-                self.locked = bool(value & WDT_LOCK)
-                self.free_run = bool(value & WDT_FREE_RUN)
-                self.enabled = bool(value & WDT_ENABLE)
-                if self.enabled and not was_enabled:
+            if not self._locked:
+                was_enabled = self._enabled
+                self._locked = bool(value & WDT_LOCK)
+                self._free_run = bool(value & WDT_FREE_RUN)
+                self._enabled = bool(value & WDT_ENABLE)
+                if self._enabled and not was_enabled:
                     self.c_start(1)
-                elif not self.enabled:
+                elif not self._enabled:
                     self.c_disarm()
         else:
             for i in range(size):
                 o = off + i
                 if o < CFG_SIZE:
                     byte = (value >> (8 * i)) & 0xFF
-                    self.cfg[o] = (self.cfg[o] & ~WMASK[o]) | (byte & WMASK[o])
-        return WD_DUE if self.c_due(self.timer.now) else 0
+                    self._cfg[o] = (self._cfg[o] & ~WMASK[o]) | (byte & WMASK[o])
+        return WD_DUE if self.c_due(self._timer.now) else 0
 
     # --- BAR0 registers -----------------------------------------------------------------
     def mmio_read(self, offset, size) -> int:
@@ -131,9 +131,9 @@ class I6300ESB(Watchdog):
             n = piece_size(pos, off + size - pos)
             piece = 0
             if pos == REG_RELOAD and n == 2:
-                piece = RELOAD_READ_FLAG if self.prev_reboot else 0
-            elif self.s1i and pos <= REG_GINTSR < pos + n:
-                piece = int(self.gintsr) << (8 * (REG_GINTSR - pos))
+                piece = RELOAD_READ_FLAG if self._prev_reboot else 0
+            elif self._s1i and pos <= REG_GINTSR < pos + n:
+                piece = int(self._gintsr) << (8 * (REG_GINTSR - pos))
             value |= piece << (8 * (pos - off))
             pos += n
         return value
@@ -144,75 +144,75 @@ class I6300ESB(Watchdog):
             n = piece_size(pos, off + size - pos)
             flags |= self._write_piece(pos, n, (value >> (8 * (pos - off))) & ((1 << (8 * n)) - 1))
             pos += n
-        if self.c_due(self.timer.now):
+        if self.c_due(self._timer.now):
             flags |= WD_DUE
         return flags
 
     def _write_piece(self, addr: int, width: int, v: int) -> int:
         if addr == REG_RELOAD and v == UNLOCK1:
-            self.unlock_state = 1
-        elif addr == REG_RELOAD and v == UNLOCK2 and self.unlock_state == 1:
-            self.unlock_state = 2
+            self._unlock_state = 1
+        elif addr == REG_RELOAD and v == UNLOCK2 and self._unlock_state == 1:
+            self._unlock_state = 2
         elif width == 1:
             pass  # bytes never reload, load or consume
-        elif width == 2 and self.unlock_state == 2:
+        elif width == 2 and self._unlock_state == 2:
             if addr == REG_RELOAD:
                 if v & RELOAD_PING:
                     self.c_start(1)
                 if v & RELOAD_CLEAR_FLAG:
-                    self.prev_reboot = False
-            self.unlock_state = 0
-        elif width == 4 and self.unlock_state == 2:
+                    self._prev_reboot = False
+            self._unlock_state = 0
+        elif width == 4 and self._unlock_state == 2:
             if addr == REG_PRELOAD1:
-                self.preload[0] = v & PRELOAD_MASK
+                self._preload[0] = v & PRELOAD_MASK
             elif addr == REG_PRELOAD2:
-                self.preload[1] = v & PRELOAD_MASK
-            self.unlock_state = 0
-        if (self.s1i and addr <= REG_GINTSR < addr + width
-                and (v >> (8 * (REG_GINTSR - addr))) & 1 and self.gintsr):
-            self.gintsr = False  # write 1 to clear; on_irq is told after the access
+                self._preload[1] = v & PRELOAD_MASK
+            self._unlock_state = 0
+        if (self._s1i and addr <= REG_GINTSR < addr + width
+                and (v >> (8 * (REG_GINTSR - addr))) & 1 and self._gintsr):
+            self._gintsr = False  # write 1 to clear; on_irq is told after the access
             return WD_SIGNAL
         return 0
 
     def c_bar0(self) -> int:
         """BAR0's base while the device decodes memory, else 0 (SPEC.md §5.3: command bit
         1 set, base not 0 and at most 0xFFFFFFE0)."""
-        if not self.cfg[PCI_COMMAND] & PCI_COMMAND_MEMORY:
+        if not self._cfg[PCI_COMMAND] & PCI_COMMAND_MEMORY:
             return 0
-        base = int.from_bytes(self.cfg[PCI_BAR0:PCI_BAR0 + 4], "little") & BAR0_ADDR_MASK
+        base = int.from_bytes(self._cfg[PCI_BAR0:PCI_BAR0 + 4], "little") & BAR0_ADDR_MASK
         return 0 if base > BAR0_BASE_MAX else base
 
     # --- the two-stage timer ----------------------------------------------------------------
     def c_start(self, stage: int) -> None:
-        if not self.enabled:
+        if not self._enabled:
             return
-        self.stage_no = stage
-        self.c_arm(duration_ns(self.preload[stage - 1], self.one_mhz))
+        self._stage_no = stage
+        self.c_arm(duration_ns(self._preload[stage - 1], self._one_mhz))
 
     def c_set_gintsr(self, level: bool) -> None:
-        changed = level != self.gintsr
-        self.gintsr = level
+        changed = level != self._gintsr
+        self._gintsr = level
         if changed and self.on_irq is not None:
             self.on_irq(level)
 
     def c_signal(self) -> None:
         if self.on_irq is not None:
-            self.on_irq(self.gintsr)
+            self.on_irq(self._gintsr)
 
     def c_fire(self) -> int:
         """One stage end; 1 when it is the expiry (stage 2 with reboot enabled)."""
         self.c_disarm()
-        if self.stage_no == 1:
-            if self.s1i and self.int_type == 0:
+        if self._stage_no == 1:
+            if self._s1i and self._int_type == 0:
                 self.c_set_gintsr(True)
             self.c_start(2)
             return 0
-        if self.reboot_disabled:
-            if self.free_run and (self.preload[0] or self.preload[1]):
+        if self._reboot_disabled:
+            if self._free_run and (self._preload[0] or self._preload[1]):
                 self.c_start(1)  # free-running: stages alternate, no event
             # else (or a zero-length cycle, which would spin): stay in stage 2, idle
             return 0
-        self.prev_reboot = True
+        self._prev_reboot = True
         self.c_watchdog_reset()  # the device resets itself; BAR0 and command stay
         return 1
 
@@ -221,85 +221,85 @@ class I6300ESB(Watchdog):
 
         Equal, observably, to handling each stage end one by one: no events, GINTSR
         already at its level, and the arming counter moves by two per cycle."""
-        t = self.timer
-        if not (self.reboot_disabled and self.free_run and self.enabled and t.armed):
+        t = self._timer
+        if not (self._reboot_disabled and self._free_run and self._enabled and t.armed):
             return
-        if self.s1i and self.int_type == 0 and not self.gintsr:
+        if self._s1i and self._int_type == 0 and not self._gintsr:
             return  # the next stage-1 end is observable (GINTSR rises)
-        period = duration_ns(self.preload[0], self.one_mhz) + duration_ns(self.preload[1], self.one_mhz)
+        period = duration_ns(self._preload[0], self._one_mhz) + duration_ns(self._preload[1], self._one_mhz)
         if period == 0 or t.deadline < t.now or t.deadline >= limit:
             return
         k = (limit - 1 - t.deadline) // period
         if k > 0:
             t.deadline += k * period
-            self.counter.value += 2 * k
-            t.seq = self.counter.value - 1
+            self._counter.value += 2 * k
+            t.seq = self._counter.value - 1
 
     def c_reset(self) -> None:
         """Power-on/system reset: the watchdog, and command, BAR0, cache line and
         interrupt line; raw 0x40..0xff and the previous-reboot flag survive."""
         self.c_watchdog_reset()
         for o in CONFIG_RESET_OFFSETS:
-            self.cfg[o] = INITIAL_CONFIG[o]
+            self._cfg[o] = INITIAL_CONFIG[o]
 
     # --- state -------------------------------------------------------------------------------
     @property
     def remaining_ns(self):
         """Time left in the current stage in ns, or None when not counting."""
-        t = self.timer
+        t = self._timer
         return max(t.deadline - t.now, 0) if t.armed else None
 
     @property
     def stage(self) -> int:
         """The stage counting or last counted: 1 or 2."""
-        return self.stage_no
+        return self._stage_no
 
     @property
     def irq_level(self) -> bool:
         """The stage-1 interrupt line (GINTSR bit 0; only with stage1_interrupt=True)."""
-        return self.gintsr
+        return self._gintsr
 
     @property
     def profile(self) -> str:
-        return PROFILES[self.profile_code]
+        return PROFILES[self._profile_code]
 
     @property
     def stage1_interrupt(self) -> bool:
-        return self.s1i
+        return self._s1i
 
     # --- snapshot (the record: _snapshot.I6300ESBState) ---------------------------------
     STATE = _snapshot.I6300ESBState
 
     def _state(self) -> _snapshot.I6300ESBState:
         return _snapshot.I6300ESBState(
-            **self._timer_fields(), profile=self.profile_code, stage1_interrupt=self.s1i, enabled=self.enabled,
-            locked=self.locked, free_run=self.free_run, reboot_disabled=self.reboot_disabled,
-            one_mhz=self.one_mhz, int_type=self.int_type, preload1=self.preload[0],
-            preload2=self.preload[1], stage=self.stage_no, unlock_state=self.unlock_state,
-            prev_reboot=self.prev_reboot, gintsr=self.gintsr, config=bytes(self.cfg))
+            **self._timer_fields(), profile=self._profile_code, stage1_interrupt=self._s1i, enabled=self._enabled,
+            locked=self._locked, free_run=self._free_run, reboot_disabled=self._reboot_disabled,
+            one_mhz=self._one_mhz, int_type=self._int_type, preload1=self._preload[0],
+            preload2=self._preload[1], stage=self._stage_no, unlock_state=self._unlock_state,
+            prev_reboot=self._prev_reboot, gintsr=self._gintsr, config=bytes(self._cfg))
 
     def _apply(self, state: _snapshot.I6300ESBState) -> None:
         """Take a validated I6300ESBState."""
         self._apply_timer(state)
-        self.profile_code = state.profile
-        self.int_mask = INT_TYPE_MASK[state.profile]
-        self.s1i = state.stage1_interrupt
-        self.enabled = state.enabled
-        self.locked = state.locked
-        self.free_run = state.free_run
-        self.reboot_disabled = state.reboot_disabled
-        self.one_mhz = state.one_mhz
-        self.int_type = state.int_type
-        self.preload = [state.preload1, state.preload2]
-        self.stage_no = state.stage
-        self.unlock_state = state.unlock_state
-        self.prev_reboot = state.prev_reboot
-        self.gintsr = state.gintsr
-        self.cfg = bytearray(state.config)
+        self._profile_code = state.profile
+        self._int_mask = INT_TYPE_MASK[state.profile]
+        self._s1i = state.stage1_interrupt
+        self._enabled = state.enabled
+        self._locked = state.locked
+        self._free_run = state.free_run
+        self._reboot_disabled = state.reboot_disabled
+        self._one_mhz = state.one_mhz
+        self._int_type = state.int_type
+        self._preload = [state.preload1, state.preload2]
+        self._stage_no = state.stage
+        self._unlock_state = state.unlock_state
+        self._prev_reboot = state.prev_reboot
+        self._gintsr = state.gintsr
+        self._cfg = bytearray(state.config)
 
     def __repr__(self) -> str:
-        t = self.timer
-        timer = f"stage {self.stage_no} deadline={t.deadline}" if t.armed else f"stage {self.stage_no} idle"
+        t = self._timer
+        timer = f"stage {self._stage_no} deadline={t.deadline}" if t.armed else f"stage {self._stage_no} idle"
         return f"<I6300ESB (python) now={t.now} {timer} action={self.action.value}>"
 
 

@@ -38,7 +38,7 @@ class IB700(Watchdog):
         self.c_write_byte(port, value & 0xFF)
         if size == 2 and (port == IB700_PORT_FIRST or port == IB700_START):
             self.c_write_byte(port + 1, value >> 8)  # 0x442/0x444 words: high byte dropped
-        return WD_DUE if self.c_due(self.timer.now) else 0
+        return WD_DUE if self.c_due(self._timer.now) else 0
 
     def c_write_byte(self, port: int, byte: int) -> None:
         if port < IB700_START:
@@ -65,8 +65,8 @@ class IB700(Watchdog):
         self._apply_timer(state)
 
     def __repr__(self) -> str:
-        armed = f"deadline={self.timer.deadline}" if self.timer.armed else "disarmed"
-        return f"<IB700 (python) now={self.timer.now} {armed} action={self.action.value}>"
+        armed = f"deadline={self._timer.deadline}" if self._timer.armed else "disarmed"
+        return f"<IB700 (python) now={self._timer.now} {armed} action={self.action.value}>"
 
 
 def _from_snapshot(data):

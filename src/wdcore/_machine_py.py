@@ -45,23 +45,23 @@ class MachineCore:
 
     def __init__(self, ib700, i6300esb, counter, esb_slot: int, reboot_shutdown: bool,
                  action_code: int) -> None:
-        self.ib = ib700
-        self.esb = i6300esb
-        self.devices = tuple(d for d in (ib700, i6300esb) if d is not None)
-        for dev in self.devices:
+        self.__ib = ib700
+        self.__esb = i6300esb
+        self.__devices = tuple(d for d in (ib700, i6300esb) if d is not None)
+        for dev in self.__devices:
             dev.c_share_counter(counter)
-        self.timers = [dev.c_timer() for dev in self.devices]
-        self.esb_slot = esb_slot
-        self.reboot_shutdown = reboot_shutdown
-        self.action_no = action_code
-        self.now_ns = 0
-        self.status_no = RUNNING
-        self.cfg_addr = 0
-        self.requests = 0
-        self.reset_data = None          # data of the pending reset or shutdown request
-        self.expiries = 0               # WATCHDOG events so far
-        self.log: list[dict] = []
-        self.capture = None             # the events of the run in progress
+        self.__timers = [dev.c_timer() for dev in self.__devices]
+        self.__esb_slot = esb_slot
+        self.__reboot_shutdown = reboot_shutdown
+        self.__action_no = action_code
+        self.__now_ns = 0
+        self.__status_no = RUNNING
+        self.__cfg_addr = 0
+        self.__requests = 0
+        self.__reset_data = None          # data of the pending reset or shutdown request
+        self.__expiries = 0               # WATCHDOG events so far
+        self.__log: list[dict] = []
+        self.__capture = None             # the events of the run in progress
         self.on_event = None
 
     # --- port I/O -------------------------------------------------------------------------
@@ -82,44 +82,44 @@ class MachineCore:
         return value
 
     def c_io_write(self, port: int, size: int, value: int) -> None:
-        if self.status_no >= SHUTDOWN:
+        if self.__status_no >= SHUTDOWN:
             return
         off = 0
         while off < size:
             addr = port + off
-            if self.ib is not None and IB700_PORT_FIRST <= addr <= IB700_PORT_LAST:
+            if self.__ib is not None and IB700_PORT_FIRST <= addr <= IB700_PORT_LAST:
                 n = size - off  # the IB700 block takes all remaining bytes as one access
-                self.c_access_done(self.ib, self.ib.c_write(addr, n, (value >> (8 * off)) & _ones(n)))
+                self.c_access_done(self.__ib, self.__ib.c_write(addr, n, (value >> (8 * off)) & _ones(n)))
             else:
                 base = _io_region_base(addr)
                 n = piece_size(addr - base, size - off)
                 piece = (value >> (8 * off)) & _ones(n)
                 if base == PCI_CONFIG_ADDRESS:
                     if addr == PCI_CONFIG_ADDRESS and n == 4:
-                        self.cfg_addr = piece
+                        self.__cfg_addr = piece
                 elif base == PCI_CONFIG_DATA:
                     offset = self.c_config_target(addr - PCI_CONFIG_DATA)
                     if offset >= 0:
-                        self.c_access_done(self.esb, self.esb.c_config_write(offset, n, piece))
+                        self.c_access_done(self.__esb, self.__esb.c_config_write(offset, n, piece))
             off += n
 
     def c_io_read(self, port: int, size: int) -> int:
-        if self.status_no >= SHUTDOWN:
+        if self.__status_no >= SHUTDOWN:
             return _ones(size)
         result, off = 0, 0
         while off < size:
             addr = port + off
-            if self.ib is not None and IB700_PORT_FIRST <= addr <= IB700_PORT_LAST:
+            if self.__ib is not None and IB700_PORT_FIRST <= addr <= IB700_PORT_LAST:
                 n = size - off
                 piece = _ones(n)  # the IB700 reads all-ones
             else:
                 base = _io_region_base(addr)
                 n = piece_size(addr - base, size - off)
                 if base == PCI_CONFIG_ADDRESS:
-                    piece = self.cfg_addr & _ones(n)
+                    piece = self.__cfg_addr & _ones(n)
                 elif base == PCI_CONFIG_DATA:
                     offset = self.c_config_target(addr - PCI_CONFIG_DATA)
-                    piece = _ones(n) if offset < 0 else self.esb.c_config_read(offset, n) & _ones(n)
+                    piece = _ones(n) if offset < 0 else self.__esb.c_config_read(offset, n) & _ones(n)
                 else:
                     piece = _ones(n)  # unclaimed
             result |= piece << (8 * off)
@@ -129,10 +129,10 @@ class MachineCore:
     def c_config_target(self, k: int) -> int:
         """Configuration mechanism #1: the i6300ESB's register offset for data port
         offset k, or -1 (bit 31 clear, another function, or no i6300ESB; §5.2)."""
-        ca = self.cfg_addr
-        if not ca & CONFIG_ENABLE or self.esb is None:
+        ca = self.__cfg_addr
+        if not ca & CONFIG_ENABLE or self.__esb is None:
             return -1
-        if (ca & CONFIG_BUS or (ca & CONFIG_DEVICE) >> CONFIG_DEVICE_SHIFT != self.esb_slot
+        if (ca & CONFIG_BUS or (ca & CONFIG_DEVICE) >> CONFIG_DEVICE_SHIFT != self.__esb_slot
                 or ca & CONFIG_FUNCTION):
             return -1
         return (ca & CONFIG_OFFSET) | k  # bits 1:0 are OR-ed with the data port offset, not added
@@ -155,29 +155,29 @@ class MachineCore:
         return value
 
     def c_mem_write(self, addr: int, size: int, value: int) -> None:
-        if self.status_no >= SHUTDOWN:
+        if self.__status_no >= SHUTDOWN:
             return
-        bar = self.esb.c_bar0() if self.esb is not None else 0  # re-read per access, never cached
+        bar = self.__esb.c_bar0() if self.__esb is not None else 0  # re-read per access, never cached
         off = 0
         while off < size:
             a = addr + off
             inside = bar != 0 and bar <= a < bar + BAR0_SIZE
             n = piece_size(a - bar if inside else a, size - off)
             if inside:  # elsewhere: unassigned, the write is dropped
-                self.c_access_done(self.esb, self.esb.c_mmio_write(a - bar, n, (value >> (8 * off)) & _ones(n)))
+                self.c_access_done(self.__esb, self.__esb.c_mmio_write(a - bar, n, (value >> (8 * off)) & _ones(n)))
             off += n
 
     def c_mem_read(self, addr: int, size: int) -> int:
-        if self.status_no >= SHUTDOWN:
+        if self.__status_no >= SHUTDOWN:
             return 0
-        bar = self.esb.c_bar0() if self.esb is not None else 0
+        bar = self.__esb.c_bar0() if self.__esb is not None else 0
         result, off = 0, 0
         while off < size:
             a = addr + off
             inside = bar != 0 and bar <= a < bar + BAR0_SIZE
             n = piece_size(a - bar if inside else a, size - off)
             if inside:  # unassigned memory reads 0 per lane
-                result |= self.esb.c_mmio_read(a - bar, n) << (8 * off)
+                result |= self.__esb.c_mmio_read(a - bar, n) << (8 * off)
             off += n
         return result
 
@@ -187,178 +187,178 @@ class MachineCore:
         if flags & WD_SIGNAL:
             dev.c_signal()
         if flags & WD_DUE:
-            self.c_fire_due(self.now_ns)
+            self.c_fire_due(self.__now_ns)
 
     # --- time -------------------------------------------------------------------------------
     @property
     def now(self) -> int:
         """Current virtual time, ns."""
-        return self.now_ns
+        return self.__now_ns
 
     @property
     def next_deadline(self):
         """The earliest device deadline in ns while running, else None."""
-        if self.status_no != RUNNING:
+        if self.__status_no != RUNNING:
             return None
-        armed = [t.deadline for t in self.timers if t.armed]
+        armed = [t.deadline for t in self.__timers if t.armed]
         return min(armed) if armed else None
 
     def advance(self, delta_ns) -> int:
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
-        return self.c_run_until(check_delta(self.now_ns, delta_ns))
+        return self.c_run_until(check_delta(self.__now_ns, delta_ns))
 
     def advance_to(self, t_ns) -> int:
         """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
-        return self.c_run_until(check_time(self.now_ns, t_ns))
+        return self.c_run_until(check_time(self.__now_ns, t_ns))
 
     def c_run_until(self, t: int) -> int:
-        before = self.expiries  # counts expiries caused by callbacks too
-        if self.status_no == RUNNING:
+        before = self.__expiries  # counts expiries caused by callbacks too
+        if self.__status_no == RUNNING:
             self.c_fire_due(t)
-            if self.status_no == POWEROFF:  # QEMU exited inside the expiry: time stays there
-                return self.expiries - before
+            if self.__status_no == POWEROFF:  # QEMU exited inside the expiry: time stays there
+                return self.__expiries - before
         self.c_set_now(t)
         self.c_end_operation()
-        return self.expiries - before
+        return self.__expiries - before
 
     def c_fire_due(self, t: int) -> None:
         """Handle every device deadline <= t, one at a time, in (deadline, arming) order."""
-        while self.status_no == RUNNING:
+        while self.__status_no == RUNNING:
             best = -1
-            for i, timer in enumerate(self.timers):
-                if timer_due(timer, t) and (best < 0 or timer_before(timer, self.timers[best])):
+            for i, timer in enumerate(self.__timers):
+                if timer_due(timer, t) and (best < 0 or timer_before(timer, self.__timers[best])):
                     best = i
             if best < 0:
                 break
             self.c_expire_one(best, t)
 
     def c_expire_one(self, i: int, t: int) -> None:
-        dev = self.devices[i]
+        dev = self.__devices[i]
         # whole unobservable cycles that end before anything else is due are jumped
         # in O(1) (SPEC.md §3.6)
-        limit = min([t + 1] + [other.deadline for j, other in enumerate(self.timers)
+        limit = min([t + 1] + [other.deadline for j, other in enumerate(self.__timers)
                                if j != i and timer_due(other, t)])
         dev.c_skip(limit)
-        if self.timers[i].deadline > self.now_ns:
-            self.c_set_now(self.timers[i].deadline)  # overdue deadlines fire at the current now
+        if self.__timers[i].deadline > self.__now_ns:
+            self.c_set_now(self.__timers[i].deadline)  # overdue deadlines fire at the current now
         if dev.c_expire():
             self.c_deliver(dev)
 
     def c_deliver(self, dev) -> None:
         """The one place an expiry becomes its effect (SPEC.md §4.2, §4.5): the device's
         log and on_expire, then, even if that raised, WATCHDOG and the action's effect."""
-        code, when = dev.c_action_code(), self.now_ns
+        code, when = dev.c_action_code(), self.__now_ns
         try:
             dev.c_notify()
         finally:
-            self.expiries += 1
+            self.__expiries += 1
             effect = EFFECTS[code]
             self.c_log("WATCHDOG", {"action": ACTIONS[code].value}, when)
             if effect.immediate_event is not None:
                 self.c_log(effect.immediate_event, {}, when)
             if effect.power_off:
-                self.requests = 0
+                self.__requests = 0
                 self.c_set_status(POWEROFF)
             else:
                 if effect.request & REQ_RESET:
                     self.c_request_reset(GUEST_RESET)
-                self.requests |= int(effect.request) & ~REQ_RESET
+                self.__requests |= int(effect.request) & ~REQ_RESET
 
     def c_set_now(self, t: int) -> None:
-        self.now_ns = t
-        for timer in self.timers:
+        self.__now_ns = t
+        for timer in self.__timers:
             timer.now = t
 
     # --- run state -------------------------------------------------------------------------
     @property
     def status_code(self) -> int:
-        return self.status_no
+        return self.__status_no
 
     @property
     def action(self):
         """The action in force; settable at any time, like QMP watchdog-set-action."""
-        return ACTIONS[self.action_no]
+        return ACTIONS[self.__action_no]
 
     @action.setter
     def action(self, action) -> None:
         code = ACTION_CODE[coerce_action(action)]
-        self.action_no = code
-        for dev in self.devices:
+        self.__action_no = code
+        for dev in self.__devices:
             dev.action = ACTIONS[code]
 
     def pause(self) -> None:
         """Like QMP stop."""
-        if self.status_no == RUNNING:
+        if self.__status_no == RUNNING:
             self.c_set_status(PAUSED)
-            self.c_log("STOP", {}, self.now_ns)
+            self.c_log("STOP", {}, self.__now_ns)
         self.c_end_operation()
 
     def resume(self) -> None:
         """Like QMP cont."""
-        if self.status_no in (WATCHDOG, PAUSED, PRELAUNCH):
+        if self.__status_no in (WATCHDOG, PAUSED, PRELAUNCH):
             self.c_set_status(RUNNING)
-            self.c_log("RESUME", {}, self.now_ns)
-            self.c_fire_due(self.now_ns)
+            self.c_log("RESUME", {}, self.__now_ns)
+            self.c_fire_due(self.__now_ns)
         self.c_end_operation()
 
     def system_reset(self) -> None:
         """Like QMP system_reset: every device's reset, at the end of the call."""
-        if self.status_no < SHUTDOWN:
+        if self.__status_no < SHUTDOWN:
             self.c_request_reset(HOST_RESET)
         self.c_end_operation()
 
     def c_set_status(self, status: int) -> None:
-        self.status_no = status
-        for timer in self.timers:
+        self.__status_no = status
+        for timer in self.__timers:
             timer.running = status == RUNNING
 
     def c_request_reset(self, data: dict) -> None:
-        kind = REQ_SHUTDOWN if self.reboot_shutdown else REQ_RESET  # -no-reboot
-        if not self.requests & kind:
-            self.requests |= kind
-            self.reset_data = data
+        kind = REQ_SHUTDOWN if self.__reboot_shutdown else REQ_RESET  # -no-reboot
+        if not self.__requests & kind:
+            self.__requests |= kind
+            self.__reset_data = data
 
     def c_end_operation(self) -> None:
         """QEMU's main loop after a command: shutdown, reset, powerdown, stop."""
-        if self.requests:
+        if self.__requests:
             self.c_process_requests()
 
     def c_process_requests(self) -> None:
-        requests, self.requests = self.requests, 0
-        if self.status_no >= SHUTDOWN:
+        requests, self.__requests = self.__requests, 0
+        if self.__status_no >= SHUTDOWN:
             return
         if requests & REQ_SHUTDOWN:
-            self.c_log("SHUTDOWN", dict(self.reset_data), self.now_ns)
+            self.c_log("SHUTDOWN", dict(self.__reset_data), self.__now_ns)
             self.c_set_status(SHUTDOWN)
             return
         if requests & REQ_RESET:
-            for dev in self.devices:
+            for dev in self.__devices:
                 dev.c_reset()
-            self.c_log("RESET", dict(self.reset_data), self.now_ns)
-            if self.status_no != RUNNING:
+            self.c_log("RESET", dict(self.__reset_data), self.__now_ns)
+            if self.__status_no != RUNNING:
                 self.c_set_status(PRELAUNCH)
         if requests & REQ_POWERDOWN:
-            self.c_log("POWERDOWN", {}, self.now_ns)
-        if requests & REQ_STOP and self.status_no == RUNNING:
+            self.c_log("POWERDOWN", {}, self.__now_ns)
+        if requests & REQ_STOP and self.__status_no == RUNNING:
             self.c_set_status(WATCHDOG)
-            self.c_log("STOP", {}, self.now_ns)
+            self.c_log("STOP", {}, self.__now_ns)
 
     # --- the event log ------------------------------------------------------------------------
     def c_log(self, name: str, data: dict, time_ns: int) -> None:
         entry = {"event": name, "data": data, "time_ns": time_ns}
-        self.log.append(entry)
-        if self.capture is not None:
-            self.capture.append(entry)
+        self.__log.append(entry)
+        if self.__capture is not None:
+            self.__capture.append(entry)
         if self.on_event is not None:
             self.on_event(entry)
 
     @property
     def events(self) -> list[dict]:
         """The QMP-shaped event log (API.md)."""
-        return self.log
+        return self.__log
 
     def clear_events(self) -> None:
-        self.log.clear()
+        self.__log.clear()
 
     # --- op streams ---------------------------------------------------------------------------
     def run_stream(self, data: bytes):
@@ -366,22 +366,22 @@ class MachineCore:
         during the run)."""
         reads: list[int] = []
         executed = 0
-        outer, self.capture = self.capture, []
+        outer, self.__capture = self.__capture, []
         try:
             for op in _ops.decode(data):
-                if self.status_no >= SHUTDOWN:
+                if self.__status_no >= SHUTDOWN:
                     break
                 name = op[0]
                 if name == "clock_step":
                     if len(op) == 1:  # bare: to the next deadline, if any
                         target = self.next_deadline
                         if target is None:
-                            target = self.now_ns
+                            target = self.__now_ns
                     else:
-                        target = self.now_ns + op[1]
+                        target = self.__now_ns + op[1]
                     self.c_run_until(min(target, _ops.TIME_MAX_NS))  # saturates at 2**63-1 ns
                 elif name == "clock_set":
-                    self.c_run_until(max(op[1], self.now_ns))
+                    self.c_run_until(max(op[1], self.__now_ns))
                 else:
                     size = _ops.WIDTH[name[-1]]
                     kind = name[0]
@@ -395,18 +395,18 @@ class MachineCore:
                         reads.append(self.c_mem_read(op[1], size))
                     self.c_end_operation()
                 executed += 1
-            return executed, reads, self.capture
+            return executed, reads, self.__capture
         finally:
-            self.capture = outer
+            self.__capture = outer
 
     # --- state for snapshots --------------------------------------------------------------------
     def get_state(self):
         """(now, status code, action code, PCI CONFIG_ADDRESS)."""
-        return self.now_ns, self.status_no, self.action_no, self.cfg_addr
+        return self.__now_ns, self.__status_no, self.__action_no, self.__cfg_addr
 
     def set_state(self, now: int, status: int, action_code: int, config_address: int) -> None:
-        self.now_ns = now
-        self.action_no = action_code
-        self.cfg_addr = config_address
-        self.requests = 0
+        self.__now_ns = now
+        self.__action_no = action_code
+        self.__cfg_addr = config_address
+        self.__requests = 0
         self.c_set_status(status)

@@ -666,10 +666,7 @@ def test_ib700wdt_2_6_stop():
     assert linux_ib700wdt_2_6.stop() == [("outb", 0x441, 0x00)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "clients.py disagrees with SPEC §6.5: SETTIMEOUT is given only for 0 ≤ n ≤ 30 (the driver "
-    "returns EINVAL outside), but linux_ib700wdt_2_6.index(31) returns −1 (a 0 s ping, 0xFF) and "
-    "index(−1) returns 15 instead of refusing, unlike linux_ib700wdt.index (§6.4)"))
+# SPEC §6.5: SETTIMEOUT is defined for 0 ≤ n ≤ 30 only; outside, the driver returns EINVAL
 @pytest.mark.parametrize("n", [-1, 31])
 def test_ib700wdt_2_6_out_of_range(n):
     with pytest.raises(ValueError):

@@ -442,7 +442,9 @@ class linux_ib700wdt_2_6:
     @staticmethod
     def index(n: int) -> int:
         """§6.5 item 2: the first i from 15 down to 0 with table[i] > n; −1 if none
-        (n = 30)."""
+        (n = 30).  ``ValueError`` outside 0..30 (the driver's EINVAL)."""
+        if not 0 <= n <= 30:
+            raise ValueError(f"timeout {n} outside 0..30 s")
         i = 15
         while i > -1 and not linux_ib700wdt_2_6.TABLE[i] > n:
             i -= 1

@@ -298,3 +298,15 @@ def test_pickles_made_before_the_reshape_still_load():
         obj = pickle.loads(base64.b64decode(row["pickle_b64"]))
         assert obj.snapshot() == bytes.fromhex(row["snapshot_hex"]), (row["implementation"], row["kind"])
         assert obj.next_deadline is not None
+
+
+def test_both_implementations_have_the_same_public_names():
+    # the twin's own state is private, as the compiled classes' cdef state is; the c_*
+    # contract is the one thing the twin shows that Python cannot see on the compiled side
+    compiled_module("wdcore._machine")
+    def public(obj):
+        return {n for n in dir(obj) if not n.startswith(("_", "c_"))}
+    for make in (lambda i: wdcore.Machine(implementation=i),
+                 lambda i: wdcore.implementation(i).IB700(),
+                 lambda i: wdcore.implementation(i).I6300ESB()):
+        assert public(make("python")) == public(make("compiled"))

@@ -30,7 +30,7 @@ def compiled_module(name):
 def test_regs_pxd_is_generated_from_the_rows():
     # the compiled core's enums come from _regs.pxd; it must be what regs.py generates
     assert (SRC / "_regs.pxd").read_text() == regs.pxd_text(), \
-        "src/wdcore/_regs.pxd is stale: run python -m wdcore.regs > src/wdcore/_regs.pxd"
+        "src/wdcore/_regs.pxd is stale: run python3 tools/gen_regs_pxd.py"
 
 
 def test_every_row_reaches_the_pxd():

@@ -1,4 +1,4 @@
-# Generated from wdcore/regs.py by `python -m wdcore.regs`; do not edit.
+# Generated from wdcore/regs.py by tools/gen_regs_pxd.py; do not edit.
 # tests/test_structure.py checks that this file matches the rows.
 
 # iBase IB700: ports 0x441..0x444, reads all-ones

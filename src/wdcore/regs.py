@@ -6,7 +6,7 @@ does to it.  Bit fields are :class:`Bits` rows naming the bits of one register.
 
 - The Python twins read these rows (and the tables built from them) directly.
 - The compiled core cimports ``_regs.pxd``, a file of C enums *generated* from these rows
-  (``python -m wdcore.regs > src/wdcore/_regs.pxd``); ``tests/test_structure.py`` fails when
+  (``python3 tools/gen_regs_pxd.py``); ``tests/test_structure.py`` fails when
   the file and the rows disagree.  Byte tables (the i6300ESB's configuration image and
   writable masks) are copied into C arrays at import.
 
@@ -228,7 +228,7 @@ def pxd_text() -> str:
     """The text of ``_regs.pxd``: a C enum per space (names PREFIX_REG for offsets,
     PREFIX_REG_RESET, PREFIX_REG_BIT, PREFIX_CONST); values that do not fit a C int
     become unsigned macros."""
-    out = ["# Generated from wdcore/regs.py by `python -m wdcore.regs`; do not edit.",
+    out = ["# Generated from wdcore/regs.py by tools/gen_regs_pxd.py; do not edit.",
            "# tests/test_structure.py checks that this file matches the rows.", ""]
     wide = []
     for sp, entries in _pxd_entries():
@@ -247,6 +247,3 @@ def pxd_text() -> str:
         out.append("")
     return "\n".join(out)
 
-
-if __name__ == "__main__":
-    print(pxd_text(), end="")

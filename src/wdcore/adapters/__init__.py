@@ -1,0 +1,1 @@
+"""Adapters that put a wdcore Machine into an emulator (API.md, "Adapters")."""

@@ -1,0 +1,347 @@
+"""wdcore on a unicorn x86 CPU, with virtual time counted in guest instructions.
+
+``attach(uc, machine, ns_per_insn)`` routes the guest's IN/OUT to the Machine (for the
+ports it claims; others to ``fallback_in``/``fallback_out``) and maps the i6300ESB's
+BAR0 page with ``mmio_map`` wherever the guest places it.  ``bus.run(begin, until,
+max_insns)`` runs the guest so that the access made by the k-th instruction happens at
+``k * ns_per_insn`` and a deadline D stops the guest right after instruction
+``ceil(D / ns_per_insn)`` (API.md, "Adapters").
+
+How the count is exact on a CPU that has no instruction counter (unicorn 2.1):
+
+- every slice runs with ``emu_start(count=n)``, n bounded by the instruction that reaches
+  the Machine's next deadline: unicorn then stops exactly after n instructions, keeps
+  EIP exact inside MMIO callbacks, and makes ``emu_stop()`` from a hook take effect
+  right after the current instruction;
+- a block hook records where each translated block starts and which instructions it
+  holds (decoded once per block with capstone), so a hook inside a block knows how many
+  instructions of the slice ran before it;
+- ``until`` is a code hook on that one address (the translation cache is cleared around
+  it, so an earlier-translated block cannot run past it).
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+try:
+    import capstone
+    import unicorn
+    from unicorn import x86_const as X86
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("wdcore.adapters.unicorn needs the 'unicorn' extra: "
+                      "pip install 'wdcore[unicorn]'") from exc
+
+from wdcore.regs import (ESB_CONFIG, IB700_PORT_FIRST, IB700_PORT_LAST, PCI_BAR0, PCI_COMMAND,
+                         PCI_COMMAND_MEMORY, PCI_CONFIG_ADDRESS, PCI_CONFIG_END)
+
+__all__ = ["attach", "UnicornBus"]
+
+PAGE = 0x1000
+_BAR_MASK = ESB_CONFIG.const("BAR0_ADDR_MASK")
+_BAR_MAX = ESB_CONFIG.const("BAR0_BASE_MAX")
+_SLICE = 1 << 24            # instructions per slice when no deadline is nearer
+_NEVER = (1 << 64) - 1      # an `until` unicorn never reaches (the real one is a hook)
+_OUT = {1: 0, 2: 1, 4: 2}   # op stream codes (docs/ops.md): out, +3 in, +6 write, +9 read
+_HLT = 0xF4
+
+
+def attach(uc, machine, ns_per_insn: int = 1, *,
+           fallback_in: Optional[Callable[[int, int], int]] = None,
+           fallback_out: Optional[Callable[[int, int, int], object]] = None) -> "UnicornBus":
+    """Put ``machine`` on ``uc``'s buses; time advances ``ns_per_insn`` ns per guest
+    instruction.  The Machine's clock must be at 0 (attach at power-on)."""
+    return UnicornBus(uc, machine, ns_per_insn, fallback_in, fallback_out)
+
+
+class UnicornBus:
+    """The hooks and mappings that put one Machine on one unicorn x86 CPU."""
+
+    def __init__(self, uc, machine, ns_per_insn, fallback_in, fallback_out) -> None:
+        from wdcore.machine import Machine
+
+        if not isinstance(uc, unicorn.Uc):
+            raise TypeError(f"uc must be a unicorn.Uc, not {type(uc).__name__}")
+        if uc.ctl_get_arch() != unicorn.UC_ARCH_X86:
+            raise ValueError("uc must be an x86 unicorn (UC_ARCH_X86)")
+        if not isinstance(machine, Machine):
+            raise TypeError(f"machine must be a wdcore.Machine, not {type(machine).__name__}")
+        if type(ns_per_insn) is not int:
+            raise TypeError(f"ns_per_insn must be an int, not {type(ns_per_insn).__name__}")
+        if ns_per_insn < 1:
+            raise ValueError(f"ns_per_insn must be >= 1, not {ns_per_insn}")
+        for name, fn in (("fallback_in", fallback_in), ("fallback_out", fallback_out)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable or None")
+        if machine.now != 0:
+            raise ValueError(f"machine.now must be 0 at attach (time is instructions since "
+                             f"attach), not {machine.now}")
+        mode = uc.ctl_get_mode()
+        self.uc, self.machine, self.ns = uc, machine, ns_per_insn
+        self.fallback_in, self.fallback_out = fallback_in, fallback_out
+        self.insns = 0                      # guest instructions since attach
+        self._eip = X86.UC_X86_REG_RIP if mode == unicorn.UC_MODE_64 else X86.UC_X86_REG_EIP
+        cs_mode = {unicorn.UC_MODE_16: capstone.CS_MODE_16, unicorn.UC_MODE_32: capstone.CS_MODE_32,
+                   unicorn.UC_MODE_64: capstone.CS_MODE_64}[mode]
+        self._cs = capstone.Cs(capstone.CS_ARCH_X86, cs_mode)
+        self._blocks: dict = {}             # (address, size) -> {insn address: index}
+        self._claims_ib700 = machine.ib700 is not None
+        self._mapped = None                 # the BAR0 page mapped, or None
+        self._in_mmio = False
+        self._mmio_dirty = False
+        # the slice in progress
+        self._done = 0                      # instructions of the slice before the block
+        self._blk: dict = {}
+        self._blk_len = 0
+        self._blk_end = 0
+        self._slice_n = 0                   # the slice's instruction budget
+        self._stop_k = None                 # instructions of the slice at our own stop
+        self._reason = None                 # what run returns after that stop
+        self._hooks = [
+            uc.hook_add(unicorn.UC_HOOK_BLOCK, self._on_block),
+            uc.hook_add(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, X86.UC_X86_INS_IN),
+            uc.hook_add(unicorn.UC_HOOK_INSN, self._on_out, None, 1, 0, X86.UC_X86_INS_OUT),
+        ]
+        self._sync_mmio()
+
+    # --- counting ----------------------------------------------------------------------
+    def _on_block(self, uc, address, size, _ud) -> None:
+        self._done += self._blk_len          # the block before ran to its end
+        key = (address, size)
+        index = self._blocks.get(key)
+        if index is None:
+            code = bytes(uc.mem_read(address, size))
+            index = {insn.address: i for i, insn in enumerate(self._cs.disasm(code, address))}
+            self._blocks[key] = index
+        self._blk, self._blk_len, self._blk_end = index, len(index), address + size
+
+    def _count_at(self, pc: int) -> int:
+        """Instructions of the slice up to and including the one at ``pc``."""
+        return self._done + self._blk.get(pc, self._blk_len - 1) + 1
+
+    # --- the Machine's side of an access ----------------------------------------------------
+    def _operation(self, k: int, op: bytes):
+        """Run one access of the slice's k-th instruction at its time; returns the value
+        read (or None).  Requests that stop the guest end the slice right after it."""
+        m = self.machine
+        t = (self.insns + k) * self.ns
+        d = m.next_deadline
+        if d is not None and d <= t:
+            # the deadline instruction is this access: the expiry comes first
+            reason = self._settle(m.run_stream(_clock_set(t)))
+            if reason is not None:
+                self._stop(k, reason)
+                return None
+        _, reads, events = m.run_stream(_clock_set(t) + op)
+        reason = self._settle((None, reads, events))
+        if reason is not None:
+            self._stop(k, reason)
+        else:
+            d = m.next_deadline
+            if d is not None and -(-d // self.ns) < self.insns + self._slice_n:
+                self._stop(k, "again")  # the access armed a deadline inside this slice
+        return reads[0] if reads else None
+
+    def _settle(self, result) -> Optional[str]:
+        """What the guest must do after an operation: None to go on, else run's answer."""
+        _, _, events = result
+        self._mmio_dirty = True
+        status = self.machine.status
+        if status == "poweroff":
+            return "poweroff"
+        if status == "shutdown":
+            return "shutdown"
+        if any(e["event"] == "RESET" for e in events):
+            return "reset"
+        if status != "running":
+            return "pause"
+        return None
+
+    def _stop(self, k: int, reason: str) -> None:
+        if self._stop_k is None:
+            self._stop_k, self._reason = k, reason
+            self.uc.emu_stop()
+
+    def _claimed(self, port: int, size: int) -> bool:
+        end = port + size
+        if PCI_CONFIG_ADDRESS < end and port < PCI_CONFIG_END:
+            return True
+        return self._claims_ib700 and IB700_PORT_FIRST < end and port <= IB700_PORT_LAST
+
+    def _on_in(self, uc, port, size, _ud) -> int:
+        if self._stop_k is not None:
+            return (1 << (8 * size)) - 1
+        if not self._claimed(port, size):
+            if self.fallback_in is None:
+                return (1 << (8 * size)) - 1
+            return int(self.fallback_in(port, size)) & ((1 << (8 * size)) - 1)
+        value = self._operation(self._count_at(uc.reg_read(self._eip)),
+                                bytes([3 + _OUT[size]]) + port.to_bytes(2, "little"))
+        self._after_access()
+        return (1 << (8 * size)) - 1 if value is None else value
+
+    def _on_out(self, uc, port, size, value, _ud) -> None:
+        if self._stop_k is not None:
+            return
+        if not self._claimed(port, size):
+            if self.fallback_out is not None:
+                self.fallback_out(port, size, value)
+            return
+        self._operation(self._count_at(uc.reg_read(self._eip)),
+                        bytes([_OUT[size]]) + port.to_bytes(2, "little")
+                        + value.to_bytes(size, "little"))
+        self._after_access()
+
+    def _on_mmio_read(self, uc, offset, size, page) -> int:
+        self._in_mmio = True
+        try:
+            if self._stop_k is not None:
+                return 0
+            value = self._operation(self._count_at(uc.reg_read(self._eip)),
+                                    bytes([9 + _OUT[size]]) + (page + offset).to_bytes(8, "little"))
+            return 0 if value is None else value
+        finally:
+            self._in_mmio = False
+
+    def _on_mmio_write(self, uc, offset, size, value, page) -> None:
+        self._in_mmio = True
+        try:
+            if self._stop_k is None:
+                self._operation(self._count_at(uc.reg_read(self._eip)),
+                                bytes([6 + _OUT[size]]) + (page + offset).to_bytes(8, "little")
+                                + value.to_bytes(size, "little"))
+        finally:
+            self._in_mmio = False
+
+    def _after_access(self) -> None:
+        if self._mmio_dirty and not self._in_mmio:
+            self._sync_mmio()
+
+    # --- BAR0 ------------------------------------------------------------------------------
+    def _bar0_page(self) -> Optional[int]:
+        esb = self.machine.i6300esb
+        if esb is None or self.machine.status in ("shutdown", "poweroff"):
+            return None
+        if not esb.config_read(PCI_COMMAND, 2) & PCI_COMMAND_MEMORY:
+            return None
+        base = esb.config_read(PCI_BAR0, 4) & _BAR_MASK
+        if base == 0 or base > _BAR_MAX:
+            return None
+        return base & ~(PAGE - 1)
+
+    def _sync_mmio(self) -> None:
+        """Map BAR0's page where the guest decodes it now (never from inside its own
+        callback: that waits until the slice ends)."""
+        self._mmio_dirty = False
+        page = self._bar0_page()
+        if page == self._mapped:
+            return
+        if self._mapped is not None:
+            self.uc.mem_unmap(self._mapped, PAGE)
+            self._mapped = None
+        if page is not None:
+            try:
+                self.uc.mmio_map(page, PAGE, self._on_mmio_read, page, self._on_mmio_write, page)
+            except unicorn.UcError:
+                return  # over RAM (or another mapping): the guest's stores go to that RAM
+            self._mapped = page
+
+    # --- running -------------------------------------------------------------------------------
+    def run(self, begin: int, until: int = 0, max_insns: Optional[int] = None) -> str:
+        """Run the guest from ``begin``; returns why it stopped: "until", "max_insns",
+        "reset", "pause", "poweroff", "shutdown" or "hlt" (API.md)."""
+        if type(begin) is not int or begin < 0:
+            raise ValueError(f"begin must be an int >= 0, not {begin!r}")
+        if type(until) is not int or until < 0:
+            raise ValueError(f"until must be an int >= 0, not {until!r}")
+        if max_insns is not None and (type(max_insns) is not int or max_insns < 0):
+            raise ValueError(f"max_insns must be None or an int >= 0, not {max_insns!r}")
+        m, uc = self.machine, self.uc
+        status = m.status
+        if status in ("poweroff", "shutdown"):
+            return status
+        if status != "running":
+            return "pause"
+        until_hook = None
+        if until:
+            until_hook = uc.hook_add(unicorn.UC_HOOK_CODE, self._on_until, None, until, until)
+            uc.ctl_remove_cache(until, until + 1)
+        try:
+            return self._run(begin, until, max_insns)
+        finally:
+            if until_hook is not None:
+                uc.hook_del(until_hook)
+                uc.ctl_remove_cache(until, until + 1)
+            if self._mmio_dirty:
+                self._sync_mmio()
+
+    def _on_until(self, uc, address, size, _ud) -> None:
+        if self._stop_k is None:
+            # stop before the instruction at `until`: the ones before it ran
+            self._stop_k, self._reason = self._done + self._blk.get(address, 0), "until"
+            uc.emu_stop()
+
+    def _run(self, pc: int, until: int, max_insns: Optional[int]) -> str:
+        m, uc = self.machine, self.uc
+        left = max_insns
+        while True:
+            if left == 0:
+                return "max_insns"
+            n = _SLICE
+            d = m.next_deadline
+            if d is not None:
+                n = min(n, max(-(-d // self.ns) - self.insns, 0))
+            if left is not None:
+                n = min(n, left)
+            if n == 0:  # a deadline already due at this instruction: handle it now
+                reason = self._settle(m.run_stream(_clock_set(self.insns * self.ns)))
+                if reason is not None:
+                    return reason
+                if self._mmio_dirty:
+                    self._sync_mmio()
+                continue
+            self._done, self._blk, self._blk_len, self._stop_k, self._reason = 0, {}, 0, None, None
+            self._slice_n = n
+            error = None
+            try:
+                uc.emu_start(pc, _NEVER, count=n)
+            except unicorn.UcError as exc:
+                error = exc
+            pc = uc.reg_read(self._eip)
+            if self._stop_k is not None:
+                executed = self._stop_k
+            elif error is not None:
+                executed = self._done + self._blk.get(pc, self._blk_len)
+            elif pc == self._blk_end and self._blk_len and uc.mem_read(pc - 1, 1)[0] == _HLT \
+                    and self._blk.get(pc - 1) == self._blk_len - 1:
+                executed = self._done + self._blk_len  # stopped by HLT
+            else:
+                executed = n
+            self.insns += executed
+            if left is not None:
+                left -= executed
+            if self._stop_k is not None and self._reason not in ("until", "again"):
+                return self._reason  # the access's own request: the clock is at its time
+            reason = self._settle(m.run_stream(_clock_set(self.insns * self.ns)))
+            if reason is not None:
+                return reason
+            if self._mmio_dirty:
+                self._sync_mmio()
+            if error is not None:
+                raise error
+            if self._reason == "until":
+                return "until"
+            if self._stop_k is None and executed < n:
+                return "hlt"
+
+    def detach(self) -> None:
+        """Remove every hook and mapping this bus made."""
+        for h in self._hooks:
+            self.uc.hook_del(h)
+        self._hooks = []
+        if self._mapped is not None:
+            self.uc.mem_unmap(self._mapped, PAGE)
+            self._mapped = None
+
+
+def _clock_set(t: int) -> bytes:
+    return bytes([14]) + t.to_bytes(8, "little")   # docs/ops.md: clock_set

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Optional, Sequence
 
 from wdcore.actions import WatchdogAction
 
 
-def replay(args) -> int:
+def replay(args: argparse.Namespace) -> int:
     """``replay FILE|-``: read the script, hand it to :func:`wdcore.qtest.replay`."""
     from wdcore import qtest
 
@@ -29,7 +30,7 @@ def replay(args) -> int:
                         implementation=args.implementation)
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m wdcore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="Linux-style driver sessions, with their timeline")

@@ -20,6 +20,7 @@ compiled one does.
 from __future__ import annotations
 
 import operator
+from typing import TYPE_CHECKING, Callable, Optional, Protocol, Tuple, Type, TypedDict, TypeVar
 
 from wdcore.regs import PC_BUS
 from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
@@ -36,8 +37,9 @@ WD_SIGNAL = 2   #: the device has a line change to report: call ``c_signal`` (ne
 def as_int(value: object, name: str) -> int:
     """``value`` as a Python int (anything with ``__index__``), else ``TypeError``."""
     if type(value) is int:
-        return value  # type: ignore[return-value]
+        return value
     try:
+        # any object: one without __index__ raises the TypeError turned into ours below
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
@@ -166,6 +168,37 @@ def timer_before(a: Timer, b: Timer) -> bool:
     return a.deadline < b.deadline or (a.deadline == b.deadline and a.seq < b.seq)
 
 
+if TYPE_CHECKING:
+    class _Record(Protocol):
+        """A device's snapshot record (``_snapshot.DeviceState``), as the base uses it."""
+
+        @property
+        def now(self) -> int: ...
+        @property
+        def action(self) -> int: ...
+        @property
+        def armed(self) -> bool: ...
+        @property
+        def deadline(self) -> int: ...
+        @property
+        def seq(self) -> int: ...
+        @property
+        def counter(self) -> int: ...
+        def pack(self) -> bytes: ...
+
+    class _TimerFields(TypedDict):
+        """The fields every device record starts with (``Watchdog._timer_fields``)."""
+
+        now: int
+        action: int
+        armed: bool
+        deadline: int
+        seq: int
+        counter: int
+
+    _W = TypeVar("_W", bound="Watchdog")
+
+
 # --- the device base ----------------------------------------------------------------
 class Watchdog:
     """What every watchdog device has; the devices add their registers (``_core.pxd``)."""
@@ -173,13 +206,16 @@ class Watchdog:
     KIND = "watchdog"  #: the device name carried by its events
 
     def __init__(self, *, action: WatchdogAction | str = WatchdogAction.RESET,
-                 on_expire=None) -> None:
+                 on_expire: Optional[Callable[[WatchdogEvent], object]] = None) -> None:
         self._timer = Timer()
         self._counter = ArmCounter()
         self._action_code = ACTION_CODE[coerce_action(action)]
         self._log: list[WatchdogEvent] = []
         self._expiries = 0     # WatchdogEvents produced so far (advance's return value)
         self.on_expire = on_expire
+
+    if TYPE_CHECKING:  # each device class has its own (its record, _snapshot's); not here at run time
+        def _state(self) -> _Record: ...
 
     # --- the C-level contract -------------------------------------------------------
     def c_arm(self, duration_ns: int) -> None:
@@ -269,15 +305,15 @@ class Watchdog:
         return self._timer.now
 
     @property
-    def next_deadline(self):
+    def next_deadline(self) -> Optional[int]:
         """Absolute time of the next timer event in ns, or None when idle."""
         return self._timer.deadline if self._timer.armed else None
 
-    def advance(self, delta_ns) -> int:
+    def advance(self, delta_ns: int) -> int:
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
         return self.c_run_until(check_delta(self._timer.now, delta_ns))
 
-    def advance_to(self, t_ns) -> int:
+    def advance_to(self, t_ns: int) -> int:
         """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
         return self.c_run_until(check_time(self._timer.now, t_ns))
 
@@ -286,7 +322,7 @@ class Watchdog:
         return ACTIONS[self._action_code]
 
     @action.setter
-    def action(self, action) -> None:
+    def action(self, action: WatchdogAction | str) -> None:
         self._action_code = ACTION_CODE[coerce_action(action)]
 
     @property
@@ -304,26 +340,27 @@ class Watchdog:
         """The device's state as versioned, checksummed bytes (docs/snapshot.md)."""
         return self._state().pack()
 
-    def _timer_fields(self) -> dict:
+    def _timer_fields(self) -> _TimerFields:
         """The fields every device record starts with (_snapshot.IB700State's)."""
         t = self._timer
         return {"now": t.now, "action": self._action_code, "armed": t.armed,
                 "deadline": t.deadline, "seq": t.seq, "counter": self._counter.value}
 
-    def _apply_timer(self, state) -> None:
+    def _apply_timer(self, state: _Record) -> None:
         t = self._timer
         t.now, self._action_code, t.armed = state.now, state.action, state.armed
         t.deadline, t.seq, self._counter.value = state.deadline, state.seq, state.counter
 
-    def restore(self, data) -> None:
+    def restore(self, data: bytes) -> None:
         """Take back a snapshot; bad data is a ValueError and changes nothing."""
-        self._apply(self.STATE.unpack(check_bytes(data)))
+        # every device class has STATE and _apply, a pair of its own record type
+        self._apply(self.STATE.unpack(check_bytes(data)))  # type: ignore[attr-defined]
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Callable[[Type[Watchdog], bytes], Watchdog], Tuple[Type[Watchdog], bytes]]:
         return (rebuild, (type(self), self.snapshot()))
 
 
-def rebuild(cls, data: bytes):
+def rebuild(cls: Type[_W], data: bytes) -> _W:
     """Unpickle: a new device of ``cls`` restored from its snapshot."""
     dev = cls()
     dev.restore(data)

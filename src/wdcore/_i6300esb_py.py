@@ -5,11 +5,13 @@ stage-1 interrupt), bit for bit: register logic only, on the shared
 """
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 from wdcore import _snapshot
 from wdcore._core_py import (rebuild, WD_DUE, WD_SIGNAL, Watchdog, check_bool,
                              check_config_offset, check_size, check_value, check_window_offset,
                              piece_size)
-from wdcore.actions import WatchdogAction
+from wdcore.actions import WatchdogAction, WatchdogEvent
 from wdcore.regs import (CFG_SIZE, CFG_WDT_CONFIG, CFG_WDT_LOCK, CONFIG_RESET_OFFSETS,
                          ESB_CONFIG, INITIAL_CONFIG, INT_TYPE_MASK, MMIO_SIZE, PCI_BAR0,
                          PCI_COMMAND, PCI_COMMAND_MEMORY, PCI_CLOCK_NS, PRELOAD_MASK,
@@ -32,7 +34,8 @@ class I6300ESB(Watchdog):
 
     KIND = "i6300esb"
 
-    def __init__(self, *, action: WatchdogAction | str = WatchdogAction.RESET, on_expire=None,
+    def __init__(self, *, action: WatchdogAction | str = WatchdogAction.RESET,
+                 on_expire: Optional[Callable[[WatchdogEvent], object]] = None,
                  profile: str = "qemu", stage1_interrupt: bool = False) -> None:
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
@@ -41,7 +44,7 @@ class I6300ESB(Watchdog):
         self._profile_code = PROFILES.index(profile)
         self._int_mask = INT_TYPE_MASK[self._profile_code]
         self._s1i = stage1_interrupt
-        self.on_irq = None
+        self.on_irq: Optional[Callable[[bool], object]] = None
         self._prev_reboot = False
         self._gintsr = False
         self._cfg = bytearray(INITIAL_CONFIG)
@@ -62,13 +65,13 @@ class I6300ESB(Watchdog):
         self.c_set_gintsr(False)
 
     # --- configuration space --------------------------------------------------------
-    def config_read(self, offset, size) -> int:
+    def config_read(self, offset: int, size: int) -> int:
         """A configuration read of ``size`` bytes at ``offset`` (0..0xff)."""
         off = check_config_offset(offset)
         size = check_size(size)
         return self.c_config_read(off, size)
 
-    def config_write(self, offset, size, value) -> None:
+    def config_write(self, offset: int, size: int, value: int) -> None:
         """A configuration write of ``size`` bytes at ``offset`` (0..0xff)."""
         off = check_config_offset(offset)
         size = check_size(size)
@@ -112,13 +115,13 @@ class I6300ESB(Watchdog):
         return WD_DUE if self.c_due(self._timer.now) else 0
 
     # --- BAR0 registers -----------------------------------------------------------------
-    def mmio_read(self, offset, size) -> int:
+    def mmio_read(self, offset: int, size: int) -> int:
         """A read of ``size`` bytes at ``offset`` relative to BAR0 (offset + size <= 16)."""
         size = check_size(size)
         off = check_window_offset(offset, size, MMIO_SIZE, "BAR0")
         return self.c_mmio_read(off, size)
 
-    def mmio_write(self, offset, size, value) -> None:
+    def mmio_write(self, offset: int, size: int, value: int) -> None:
         """A write of ``size`` bytes at ``offset`` relative to BAR0 (offset + size <= 16)."""
         size = check_size(size)
         value = check_value(value, size)
@@ -244,7 +247,7 @@ class I6300ESB(Watchdog):
 
     # --- state -------------------------------------------------------------------------------
     @property
-    def remaining_ns(self):
+    def remaining_ns(self) -> Optional[int]:
         """Time left in the current stage in ns, or None when not counting."""
         t = self._timer
         return max(t.deadline - t.now, 0) if t.armed else None
@@ -303,7 +306,7 @@ class I6300ESB(Watchdog):
         return f"<I6300ESB (python) now={t.now} {timer} action={self.action.value}>"
 
 
-def _from_snapshot(data):
+def _from_snapshot(data: bytes) -> I6300ESB:
     """Unpickle what this module's I6300ESB pickled as before the Watchdog base (wdcore
     0.1's first releases); new pickles go through _core_py.rebuild."""
     return rebuild(I6300ESB, data)

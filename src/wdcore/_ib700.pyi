@@ -1,8 +1,16 @@
 # Stub for the compiled IB700 (same API as the twin in _ib700_py.py).
+# Checked against the built module by mypy's stubtest (tests/test_types.py).
+from typing import ClassVar, final
+
 from wdcore._core import Watchdog
 from wdcore._snapshot import IB700State
 
+@final
 class IB700(Watchdog):
-    STATE: type[IB700State]
+    STATE: ClassVar[type[IB700State]]
     def io_write(self, port: int, size: int, value: int) -> None: ...
     def io_read(self, port: int, size: int) -> int: ...
+    def _state(self) -> IB700State: ...
+    def _apply(self, state: IB700State) -> None: ...
+
+def _from_snapshot(data: bytes) -> IB700: ...

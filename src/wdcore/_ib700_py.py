@@ -17,7 +17,7 @@ class IB700(Watchdog):
     KIND = "ib700"
 
     # --- guest side -----------------------------------------------------------
-    def io_write(self, port, size, value) -> None:
+    def io_write(self, port: int, size: int, value: int) -> None:
         """A guest write of ``size`` bytes to I/O ``port``."""
         port = check_port(port)
         size = check_size(size)
@@ -26,7 +26,7 @@ class IB700(Watchdog):
         if flags:
             self.c_end_access(flags)
 
-    def io_read(self, port, size) -> int:
+    def io_read(self, port: int, size: int) -> int:
         """A guest read: the IB700 reads all-ones of the width, with no side effect."""
         check_port(port)
         size = check_size(size)
@@ -69,7 +69,7 @@ class IB700(Watchdog):
         return f"<IB700 (python) now={self._timer.now} {armed} action={self.action.value}>"
 
 
-def _from_snapshot(data):
+def _from_snapshot(data: bytes) -> IB700:
     """Unpickle what this module's IB700 pickled as before the Watchdog base (wdcore
     0.1's first releases); new pickles go through _core_py.rebuild."""
     return rebuild(IB700, data)

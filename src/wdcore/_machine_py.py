@@ -9,12 +9,14 @@ Behaviour: SPEC.md §4 (actions, requests at the end of the operation, run state
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable, Optional, Protocol, Union
+
 from wdcore import ops as _ops
-from wdcore._core_py import (WD_DUE, WD_SIGNAL, check_addr, check_delta, check_port,
+from wdcore._core_py import (ArmCounter, Timer, WD_DUE, WD_SIGNAL, check_addr, check_delta, check_port,
                              check_size, check_time, check_value, piece_size, timer_before,
                              timer_due)
 from wdcore.actions import (ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET, RUN_STATES,
-                            Request, RunState, coerce_action)
+                            Request, RunState, WatchdogAction, coerce_action)
 from wdcore.regs import (BAR0_SIZE, IB700_PORT_FIRST, IB700_PORT_LAST, PC_BUS,
                          PCI_CONFIG_ADDRESS, PCI_CONFIG_DATA, PCI_CONFIG_END)
 
@@ -24,6 +26,40 @@ REQ_SHUTDOWN, REQ_RESET, REQ_POWERDOWN, REQ_STOP = (int(r) for r in Request)
 CONFIG_ENABLE, CONFIG_BUS, CONFIG_DEVICE, CONFIG_FUNCTION, CONFIG_OFFSET = (
     PC_BUS.bit("CONFIG_ADDRESS", f) for f in ("ENABLE", "BUS", "DEVICE", "FUNCTION", "OFFSET"))
 CONFIG_DEVICE_SHIFT = PC_BUS.const("CONFIG_DEVICE_SHIFT")
+
+if TYPE_CHECKING:
+    #: one entry of the event log (machine.MachineEvent's shape)
+    _Event = dict[str, object]
+
+    class _Device(Protocol):
+        """The Watchdog contract (``_core_py.Watchdog``'s c_* methods), as the core uses it."""
+
+        @property
+        def action(self) -> WatchdogAction: ...
+        @action.setter
+        def action(self, action: Union[WatchdogAction, str]) -> None: ...
+        def c_share_counter(self, counter: ArmCounter) -> None: ...
+        def c_timer(self) -> Timer: ...
+        def c_action_code(self) -> int: ...
+        def c_skip(self, limit: int) -> None: ...
+        def c_expire(self) -> int: ...
+        def c_notify(self) -> None: ...
+        def c_signal(self) -> None: ...
+        def c_reset(self) -> None: ...
+
+    class _PortDevice(_Device, Protocol):
+        """The IB700 on the bus: its ports."""
+
+        def c_write(self, port: int, size: int, value: int) -> int: ...
+
+    class _PciDevice(_Device, Protocol):
+        """The i6300ESB on the bus: its configuration space and BAR0."""
+
+        def c_config_read(self, off: int, size: int) -> int: ...
+        def c_config_write(self, off: int, size: int, value: int) -> int: ...
+        def c_mmio_read(self, off: int, size: int) -> int: ...
+        def c_mmio_write(self, off: int, size: int, value: int) -> int: ...
+        def c_bar0(self) -> int: ...
 
 
 def _ones(n: int) -> int:
@@ -43,11 +79,12 @@ def _io_region_base(addr: int) -> int:
 class MachineCore:
     """Routing, time, run state, requests and the event log of one Machine."""
 
-    def __init__(self, ib700, i6300esb, counter, esb_slot: int, reboot_shutdown: bool,
+    def __init__(self, ib700: Optional[_PortDevice], i6300esb: Optional[_PciDevice],
+                 counter: ArmCounter, esb_slot: int, reboot_shutdown: bool,
                  action_code: int) -> None:
         self.__ib = ib700
         self.__esb = i6300esb
-        self.__devices = tuple(d for d in (ib700, i6300esb) if d is not None)
+        self.__devices: tuple[_Device, ...] = tuple(d for d in (ib700, i6300esb) if d is not None)
         for dev in self.__devices:
             dev.c_share_counter(counter)
         self.__timers = [dev.c_timer() for dev in self.__devices]
@@ -58,14 +95,14 @@ class MachineCore:
         self.__status_no = RUNNING
         self.__cfg_addr = 0
         self.__requests = 0
-        self.__reset_data = None          # data of the pending reset or shutdown request
+        self.__reset_data: Optional[dict[str, object]] = None  # data of the pending reset or shutdown request
         self.__expiries = 0               # WATCHDOG events so far
-        self.__log: list[dict] = []
-        self.__capture = None             # the events of the run in progress
-        self.on_event = None
+        self.__log: list[_Event] = []
+        self.__capture: Optional[list[_Event]] = None  # the events of the run in progress
+        self.on_event: Optional[Callable[[_Event], object]] = None
 
     # --- port I/O -------------------------------------------------------------------------
-    def io_write(self, port, size, value) -> None:
+    def io_write(self, port: int, size: int, value: int) -> None:
         """A guest OUT of ``size`` bytes to ``port``."""
         port = check_port(port)
         size = check_size(size)
@@ -73,7 +110,7 @@ class MachineCore:
         self.c_io_write(port, size, value)
         self.c_end_operation()
 
-    def io_read(self, port, size) -> int:
+    def io_read(self, port: int, size: int) -> int:
         """A guest IN of ``size`` bytes from ``port``."""
         port = check_port(port)
         size = check_size(size)
@@ -100,7 +137,8 @@ class MachineCore:
                 elif base == PCI_CONFIG_DATA:
                     offset = self.c_config_target(addr - PCI_CONFIG_DATA)
                     if offset >= 0:
-                        self.c_access_done(self.__esb, self.__esb.c_config_write(offset, n, piece))
+                        # offset >= 0 only with an i6300ESB (c_config_target)
+                        self.c_access_done(self.__esb, self.__esb.c_config_write(offset, n, piece))  # type: ignore[arg-type, union-attr]
             off += n
 
     def c_io_read(self, port: int, size: int) -> int:
@@ -119,7 +157,8 @@ class MachineCore:
                     piece = self.__cfg_addr & _ones(n)
                 elif base == PCI_CONFIG_DATA:
                     offset = self.c_config_target(addr - PCI_CONFIG_DATA)
-                    piece = _ones(n) if offset < 0 else self.__esb.c_config_read(offset, n) & _ones(n)
+                    # offset >= 0 only with an i6300ESB (c_config_target)
+                    piece = _ones(n) if offset < 0 else self.__esb.c_config_read(offset, n) & _ones(n)  # type: ignore[union-attr]
                 else:
                     piece = _ones(n)  # unclaimed
             result |= piece << (8 * off)
@@ -138,7 +177,7 @@ class MachineCore:
         return (ca & CONFIG_OFFSET) | k  # bits 1:0 are OR-ed with the data port offset, not added
 
     # --- memory ----------------------------------------------------------------------------
-    def mem_write(self, addr, size, value) -> None:
+    def mem_write(self, addr: int, size: int, value: int) -> None:
         """A guest store of ``size`` bytes at physical ``addr``."""
         size = check_size(size)
         addr = check_addr(addr, size)
@@ -146,7 +185,7 @@ class MachineCore:
         self.c_mem_write(addr, size, value)
         self.c_end_operation()
 
-    def mem_read(self, addr, size) -> int:
+    def mem_read(self, addr: int, size: int) -> int:
         """A guest load of ``size`` bytes at physical ``addr``."""
         size = check_size(size)
         addr = check_addr(addr, size)
@@ -164,7 +203,8 @@ class MachineCore:
             inside = bar != 0 and bar <= a < bar + BAR0_SIZE
             n = piece_size(a - bar if inside else a, size - off)
             if inside:  # elsewhere: unassigned, the write is dropped
-                self.c_access_done(self.__esb, self.__esb.c_mmio_write(a - bar, n, (value >> (8 * off)) & _ones(n)))
+                # inside only with an i6300ESB (bar is 0 without one)
+                self.c_access_done(self.__esb, self.__esb.c_mmio_write(a - bar, n, (value >> (8 * off)) & _ones(n)))  # type: ignore[arg-type, union-attr]
             off += n
 
     def c_mem_read(self, addr: int, size: int) -> int:
@@ -177,11 +217,12 @@ class MachineCore:
             inside = bar != 0 and bar <= a < bar + BAR0_SIZE
             n = piece_size(a - bar if inside else a, size - off)
             if inside:  # unassigned memory reads 0 per lane
-                result |= self.__esb.c_mmio_read(a - bar, n) << (8 * off)
+                # inside only with an i6300ESB (bar is 0 without one)
+                result |= self.__esb.c_mmio_read(a - bar, n) << (8 * off)  # type: ignore[union-attr]
             off += n
         return result
 
-    def c_access_done(self, dev, flags: int) -> None:
+    def c_access_done(self, dev: _Device, flags: int) -> None:
         """After one device access: its line change, then what it made due at now (a
         zero-length timeout fires at the end of its access)."""
         if flags & WD_SIGNAL:
@@ -196,18 +237,18 @@ class MachineCore:
         return self.__now_ns
 
     @property
-    def next_deadline(self):
+    def next_deadline(self) -> Optional[int]:
         """The earliest device deadline in ns while running, else None."""
         if self.__status_no != RUNNING:
             return None
         armed = [t.deadline for t in self.__timers if t.armed]
         return min(armed) if armed else None
 
-    def advance(self, delta_ns) -> int:
+    def advance(self, delta_ns: int) -> int:
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
         return self.c_run_until(check_delta(self.__now_ns, delta_ns))
 
-    def advance_to(self, t_ns) -> int:
+    def advance_to(self, t_ns: int) -> int:
         """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
         return self.c_run_until(check_time(self.__now_ns, t_ns))
 
@@ -244,7 +285,7 @@ class MachineCore:
         if dev.c_expire():
             self.c_deliver(dev)
 
-    def c_deliver(self, dev) -> None:
+    def c_deliver(self, dev: _Device) -> None:
         """The one place an expiry becomes its effect (SPEC.md §4.2, §4.5): the device's
         log and on_expire, then, even if that raised, WATCHDOG and the action's effect."""
         code, when = dev.c_action_code(), self.__now_ns
@@ -275,12 +316,12 @@ class MachineCore:
         return self.__status_no
 
     @property
-    def action(self):
+    def action(self) -> WatchdogAction:
         """The action in force; settable at any time, like QMP watchdog-set-action."""
         return ACTIONS[self.__action_no]
 
     @action.setter
-    def action(self, action) -> None:
+    def action(self, action: Union[WatchdogAction, str]) -> None:
         code = ACTION_CODE[coerce_action(action)]
         self.__action_no = code
         for dev in self.__devices:
@@ -312,7 +353,7 @@ class MachineCore:
         for timer in self.__timers:
             timer.running = status == RUNNING
 
-    def c_request_reset(self, data: dict) -> None:
+    def c_request_reset(self, data: dict[str, object]) -> None:
         kind = REQ_SHUTDOWN if self.__reboot_shutdown else REQ_RESET  # -no-reboot
         if not self.__requests & kind:
             self.__requests |= kind
@@ -328,13 +369,15 @@ class MachineCore:
         if self.__status_no >= SHUTDOWN:
             return
         if requests & REQ_SHUTDOWN:
-            self.c_log("SHUTDOWN", dict(self.__reset_data), self.__now_ns)
+            # set with the RESET or SHUTDOWN bit (c_request_reset)
+            self.c_log("SHUTDOWN", dict(self.__reset_data), self.__now_ns)  # type: ignore[arg-type]
             self.c_set_status(SHUTDOWN)
             return
         if requests & REQ_RESET:
             for dev in self.__devices:
                 dev.c_reset()
-            self.c_log("RESET", dict(self.__reset_data), self.__now_ns)
+            # set with the RESET or SHUTDOWN bit (c_request_reset)
+            self.c_log("RESET", dict(self.__reset_data), self.__now_ns)  # type: ignore[arg-type]
             if self.__status_no != RUNNING:
                 self.c_set_status(PRELAUNCH)
         if requests & REQ_POWERDOWN:
@@ -344,8 +387,8 @@ class MachineCore:
             self.c_log("STOP", {}, self.__now_ns)
 
     # --- the event log ------------------------------------------------------------------------
-    def c_log(self, name: str, data: dict, time_ns: int) -> None:
-        entry = {"event": name, "data": data, "time_ns": time_ns}
+    def c_log(self, name: str, data: dict[str, object], time_ns: int) -> None:
+        entry: _Event = {"event": name, "data": data, "time_ns": time_ns}
         self.__log.append(entry)
         if self.__capture is not None:
             self.__capture.append(entry)
@@ -353,7 +396,7 @@ class MachineCore:
             self.on_event(entry)
 
     @property
-    def events(self) -> list[dict]:
+    def events(self) -> list[_Event]:
         """The QMP-shaped event log (API.md)."""
         return self.__log
 
@@ -361,7 +404,7 @@ class MachineCore:
         self.__log.clear()
 
     # --- op streams ---------------------------------------------------------------------------
-    def run_stream(self, data: bytes):
+    def run_stream(self, data: bytes) -> tuple[int, list[int], list[_Event]]:
         """Execute a binary op stream; returns (ops executed, values read, events logged
         during the run)."""
         reads: list[int] = []
@@ -371,6 +414,8 @@ class MachineCore:
             for op in _ops.decode(data):
                 if self.__status_no >= SHUTDOWN:
                     break
+                # name fixes the op's arity (ops.decode), which mypy cannot see: the
+                # ignore[misc] below are for indexing the ops.Op union
                 name = op[0]
                 if name == "clock_step":
                     if len(op) == 1:  # bare: to the next deadline, if any
@@ -381,18 +426,18 @@ class MachineCore:
                         target = self.__now_ns + op[1]
                     self.c_run_until(min(target, _ops.TIME_MAX_NS))  # saturates at 2**63-1 ns
                 elif name == "clock_set":
-                    self.c_run_until(max(op[1], self.__now_ns))
+                    self.c_run_until(max(op[1], self.__now_ns))  # type: ignore[misc]
                 else:
                     size = _ops.WIDTH[name[-1]]
                     kind = name[0]
                     if kind == "o":
-                        self.c_io_write(op[1], size, op[2])
+                        self.c_io_write(op[1], size, op[2])  # type: ignore[misc]
                     elif kind == "i":
-                        reads.append(self.c_io_read(op[1], size))
+                        reads.append(self.c_io_read(op[1], size))  # type: ignore[misc]
                     elif kind == "w":
-                        self.c_mem_write(op[1], size, op[2])
+                        self.c_mem_write(op[1], size, op[2])  # type: ignore[misc]
                     else:
-                        reads.append(self.c_mem_read(op[1], size))
+                        reads.append(self.c_mem_read(op[1], size))  # type: ignore[misc]
                     self.c_end_operation()
                 executed += 1
             return executed, reads, self.__capture
@@ -400,7 +445,7 @@ class MachineCore:
             self.__capture = outer
 
     # --- state for snapshots --------------------------------------------------------------------
-    def get_state(self):
+    def get_state(self) -> tuple[int, int, int, int]:
         """(now, status code, action code, PCI CONFIG_ADDRESS)."""
         return self.__now_ns, self.__status_no, self.__action_no, self.__cfg_addr
 

@@ -22,12 +22,20 @@ import struct
 import zlib
 from dataclasses import dataclass, fields
 from types import SimpleNamespace
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from wdcore._core_py import TIME_MAX_NS, check_bytes
 from wdcore.actions import ACTIONS, RUN_STATES
 from wdcore.regs import (IB700_MAX_TIMEOUT_NS, INITIAL_CONFIG, INT_TYPE_MASK, MAX_STAGE_NS,
                          PRELOAD_MASK, WMASK)
+
+if TYPE_CHECKING:
+    from dataclasses import Field
+    from typing import TypeVar
+
+    from typing_extensions import Self
+
+    _C = TypeVar("_C", bound=type)
 
 MAGIC = b"WDCS"
 FORMAT_VERSION = 1
@@ -101,7 +109,7 @@ class Layout:
         self._raw = struct.Struct("<" + "".join("B" if r.code == "?" else r.code for r in rows))
         self.size = self.struct.size
 
-    def pack(self, values: dict) -> bytes:
+    def pack(self, values: dict[str, object]) -> bytes:
         """The payload bytes of ``values`` (a value per row name)."""
         return self.struct.pack(*(values[n] for n in self.names))
 
@@ -109,14 +117,14 @@ class Layout:
         """The stored values, by row name, as stored (flags as the byte's int value)."""
         return SimpleNamespace(**dict(zip(self.names, self._raw.unpack_from(payload, offset))))
 
-    def typed(self, raw: SimpleNamespace) -> dict:
-        """``raw`` as record arguments: flags become bools."""
+    def typed(self, raw: SimpleNamespace) -> dict[str, Any]:
+        """``raw`` as record arguments: flags become bools (the values are struct's)."""
         return {n: bool(v) if n in self.flags else v for n, v in vars(raw).items()}
 
 
-def _laid_out(layout: Layout, extra: tuple[str, ...] = ()):
+def _laid_out(layout: Layout, extra: tuple[str, ...] = ()) -> Callable[[_C], _C]:
     """Class decorator: the record's fields are the layout's rows (then ``extra``), in order."""
-    def bind(cls):
+    def bind(cls: _C) -> _C:
         names = tuple(f.name for f in fields(cls))
         if names != layout.names + extra:
             raise TypeError(f"{cls.__name__} fields {names} do not match its layout")
@@ -124,7 +132,7 @@ def _laid_out(layout: Layout, extra: tuple[str, ...] = ()):
     return bind
 
 
-def _timer_values(record) -> dict:
+def _timer_values(record: DeviceState) -> dict[str, object]:
     values = {f.name: getattr(record, f.name) for f in fields(record)}
     if not record.armed:
         values["deadline"] = values["seq"] = 0  # canonical: a disarmed timer has no deadline
@@ -141,13 +149,23 @@ class DeviceState:
     NAME: ClassVar[str]            #: "an ib700": as the size error names the payload
     MAX_DEADLINE_NS: ClassVar[int]  #: the longest a deadline can lie ahead of now
     TOO_FAR: ClassVar[str]         #: the error for a deadline further away than that
-    FLAG_LABELS: ClassVar[dict] = {}  #: flag names as errors spell them, where they differ
+    FLAG_LABELS: ClassVar[dict[str, str]] = {}  #: flag names as errors spell them, where they differ
+    LAYOUT: ClassVar[Layout]       #: the payload's rows
+
+    if TYPE_CHECKING:  # every record is a dataclass starting with the timer fields
+        __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+        now: int
+        action: int
+        armed: bool
+        deadline: int
+        seq: int
+        counter: int
 
     def pack(self) -> bytes:
         return wrap(self.KIND, self.LAYOUT.pack(_timer_values(self)))
 
     @classmethod
-    def unpack(cls, data: object):
+    def unpack(cls, data: object) -> Self:
         """The validated record of a snapshot of this kind; ``ValueError`` on anything off."""
         payload = unwrap(data, cls.KIND)
         if len(payload) != cls.LAYOUT.size:
@@ -174,15 +192,15 @@ class DeviceState:
         return cls(**cls.LAYOUT.typed(f))
 
     @classmethod
-    def _check_fields(cls, f) -> None:
+    def _check_fields(cls, f: SimpleNamespace) -> None:
         pass
 
     @classmethod
-    def _check_armed(cls, f) -> None:
+    def _check_armed(cls, f: SimpleNamespace) -> None:
         pass
 
     @classmethod
-    def _check_rest(cls, f) -> None:
+    def _check_rest(cls, f: SimpleNamespace) -> None:
         pass
 
 
@@ -296,7 +314,7 @@ class I6300ESBState(DeviceState):
     FLAG_LABELS = {"prev_reboot": "previous-reboot", "gintsr": "GINTSR"}
 
     @classmethod
-    def _check_fields(cls, f) -> None:
+    def _check_fields(cls, f: SimpleNamespace) -> None:
         if f.profile >= len(INT_TYPE_MASK):
             raise ValueError(f"data holds an unknown profile code {f.profile}")
         if f.int_type & ~INT_TYPE_MASK[f.profile]:
@@ -311,12 +329,12 @@ class I6300ESBState(DeviceState):
             raise ValueError("data holds GINTSR set without the stage-1 interrupt extension")
 
     @classmethod
-    def _check_armed(cls, f) -> None:
+    def _check_armed(cls, f: SimpleNamespace) -> None:
         if not f.enabled:
             raise ValueError("data holds a deadline for a disabled watchdog")
 
     @classmethod
-    def _check_rest(cls, f) -> None:
+    def _check_rest(cls, f: SimpleNamespace) -> None:
         for o, (byte, initial, writable) in enumerate(zip(f.config, INITIAL_CONFIG, WMASK)):
             if (byte ^ initial) & ~writable:
                 raise ValueError(f"data changes read-only configuration byte {o:#04x}")
@@ -377,7 +395,7 @@ class MachineState:
         return wrap(KIND_MACHINE, self.LAYOUT.pack(values) + body)
 
     @classmethod
-    def unpack(cls, data: object, config: dict | None = None,
+    def unpack(cls, data: object, config: dict[str, int] | None = None,
                check_device: Callable[[int, bytes, SimpleNamespace], None] | None = None
                ) -> MachineState:
         """The record of a Machine snapshot, its header ranges and framing checked;
@@ -398,7 +416,8 @@ class MachineState:
             raise ValueError(f"data holds an unknown status code {f.status}")
         if f.action >= N_ACTIONS:
             raise ValueError(f"data holds an unknown action code {f.action}")
-        devices, pos = [], cls.LAYOUT.size
+        devices: list[bytes] = []
+        pos = cls.LAYOUT.size
         for bit in DEVICE_BITS:
             if not f.device_mask & bit:
                 continue

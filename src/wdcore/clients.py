@@ -26,7 +26,7 @@ helpers.
 """
 from __future__ import annotations
 
-from wdcore.ops import SUFFIX
+from wdcore.ops import SUFFIX, Op
 from wdcore.regs import (
     IB700_PORTS,
     IB700_START,
@@ -76,23 +76,23 @@ ESB_ID = PCI_DEVICE_ID << 16 | PCI_VENDOR_ID
 # Bus helpers
 # =====================================================================================
 
-def io_write(port: int, size: int, value: int) -> list[tuple]:
+def io_write(port: int, size: int, value: int) -> list[Op]:
     return [(f"out{SUFFIX[size]}", port, value)]
 
 
-def io_read(port: int, size: int) -> list[tuple]:
+def io_read(port: int, size: int) -> list[Op]:
     return [(f"in{SUFFIX[size]}", port)]
 
 
-def mem_write(addr: int, size: int, value: int) -> list[tuple]:
+def mem_write(addr: int, size: int, value: int) -> list[Op]:
     return [(f"write{SUFFIX[size]}", addr, value)]
 
 
-def mem_read(addr: int, size: int) -> list[tuple]:
+def mem_read(addr: int, size: int) -> list[Op]:
     return [(f"read{SUFFIX[size]}", addr)]
 
 
-def clock_step(ns: int | None = None) -> list[tuple]:
+def clock_step(ns: int | None = None) -> list[Op]:
     """A step of ``ns``, or with no argument a step to the next deadline."""
     return [("clock_step",)] if ns is None else [("clock_step", ns)]
 
@@ -103,7 +103,7 @@ def pci_address(slot: int, offset: int, *, bus: int = 0, function: int = 0) -> i
 
 
 def pci_config_read(slot: int, offset: int, size: int, *, bus: int = 0,
-                    function: int = 0) -> list[tuple]:
+                    function: int = 0) -> list[Op]:
     """CONFIG_ADDRESS, then a read of ``size`` bytes at CONFIG_DATA + (offset & 3)
     (SPEC.md §5.2).  One read: its value is the configuration field."""
     return (io_write(CONFIG_ADDRESS, 4, pci_address(slot, offset, bus=bus, function=function))
@@ -111,7 +111,7 @@ def pci_config_read(slot: int, offset: int, size: int, *, bus: int = 0,
 
 
 def pci_config_write(slot: int, offset: int, size: int, value: int, *, bus: int = 0,
-                     function: int = 0) -> list[tuple]:
+                     function: int = 0) -> list[Op]:
     """CONFIG_ADDRESS, then a write of ``size`` bytes at CONFIG_DATA + (offset & 3)
     (SPEC.md §5.2)."""
     return (io_write(CONFIG_ADDRESS, 4, pci_address(slot, offset, bus=bus, function=function))
@@ -128,18 +128,18 @@ class firmware:
     all-ones, place it, turn memory decoding on."""
 
     @staticmethod
-    def read_id(slot: int) -> list[tuple]:
+    def read_id(slot: int) -> list[Op]:
         """The scan's probe of one slot: one read, ``ESB_ID`` where the i6300ESB is."""
         return pci_config_read(slot, 0x00, 4)
 
     @staticmethod
-    def scan(slot: int, *, first: int = 0) -> list[tuple]:
+    def scan(slot: int, *, first: int = 0) -> list[Op]:
         """A scan from ``first`` that stops at ``slot``, where the device is (one read
         per slot; the last one reads ``ESB_ID``)."""
         return [op for dev in range(first, slot + 1) for op in firmware.read_id(dev)]
 
     @staticmethod
-    def size_bar0(slot: int) -> list[tuple]:
+    def size_bar0(slot: int) -> list[Op]:
         """BAR0 ← 0xFFFFFFFF, then its read-back (0xFFFFFFF0: 16 bytes, SPEC.md §3.1)."""
         return pci_config_write(slot, PCI_BAR0, 4, 0xFFFFFFFF) + pci_config_read(slot, PCI_BAR0, 4)
 
@@ -149,24 +149,24 @@ class firmware:
         return ((~readback & 0xFFFFFFFF) | 0xF) + 1
 
     @staticmethod
-    def place_bar0(slot: int, bar: int) -> list[tuple]:
+    def place_bar0(slot: int, bar: int) -> list[Op]:
         """BAR0 ← ``bar``."""
         return pci_config_write(slot, PCI_BAR0, 4, bar)
 
     @staticmethod
-    def enable_memory(slot: int, command: int = 0) -> list[tuple]:
+    def enable_memory(slot: int, command: int = 0) -> list[Op]:
         """Command ← ``command`` | memory decoding (SPEC.md §5.3).  A PCI core reads the
         command register first (``pci_config_read(slot, PCI_COMMAND, 2)``) and passes
         what it read; after a reset that is 0, the default."""
         return pci_config_write(slot, PCI_COMMAND, 2, command | PCI_COMMAND_MEMORY)
 
     @staticmethod
-    def assign_bar0(slot: int, bar: int) -> list[tuple]:
+    def assign_bar0(slot: int, bar: int) -> list[Op]:
         """place_bar0 + enable_memory on a command register known to be 0."""
         return firmware.place_bar0(slot, bar) + firmware.enable_memory(slot)
 
     @staticmethod
-    def bring_up(slot: int, bar: int, *, first: int = 0) -> list[tuple]:
+    def bring_up(slot: int, bar: int, *, first: int = 0) -> list[Op]:
         """scan + size_bar0 + assign_bar0.  Reads: one ID per scanned slot, then the
         sizing read-back."""
         return firmware.scan(slot, first=first) + firmware.size_bar0(slot) + firmware.assign_bar0(slot, bar)
@@ -176,29 +176,29 @@ class firmware:
 # i6300ESB BAR0 registers (SPEC.md §3.5), shared by its drivers
 # =====================================================================================
 
-def esb_unlock(bar: int, size: int = 2) -> list[tuple]:
+def esb_unlock(bar: int, size: int = 2) -> list[Op]:
     """The unlock sequence, 0x80 then 0x86 at BAR0 + 0x0C: UNLOCK16 with ``size`` 2,
     UNLOCK8 with 1 (SPEC.md §6 notation; §3.5 write rules 1-2)."""
     return mem_write(bar + REG_RELOAD, size, UNLOCK1) + mem_write(bar + REG_RELOAD, size, UNLOCK2)
 
 
-def esb_reload(bar: int, value: int = RELOAD_PING, *, unlock_size: int = 2) -> list[tuple]:
+def esb_reload(bar: int, value: int = RELOAD_PING, *, unlock_size: int = 2) -> list[Op]:
     """Unlock, then the word ``value`` to the reload register: 0x0100 pings, bit 9 or
     12 clears the previous-reboot flag (SPEC.md §3.5 rule 4)."""
     return esb_unlock(bar, unlock_size) + mem_write(bar + REG_RELOAD, 2, value)
 
 
-def esb_preloads(bar: int, preload1: int, preload2: int, *, unlock_size: int = 2) -> list[tuple]:
+def esb_preloads(bar: int, preload1: int, preload2: int, *, unlock_size: int = 2) -> list[Op]:
     """Unlock + MW32(0x00 ← preload1), unlock + MW32(0x04 ← preload2) (§3.5 rule 5)."""
     return (esb_unlock(bar, unlock_size) + mem_write(bar + REG_PRELOAD1, 4, preload1)
             + esb_unlock(bar, unlock_size) + mem_write(bar + REG_PRELOAD2, 4, preload2))
 
 
-def _lock_read(slot: int) -> list[tuple]:
+def _lock_read(slot: int) -> list[Op]:
     return pci_config_read(slot, CFG_WDT_LOCK, 1)
 
 
-def _lock_write(slot: int, value: int) -> list[tuple]:
+def _lock_write(slot: int, value: int) -> list[Op]:
     return pci_config_write(slot, CFG_WDT_LOCK, 1, value)
 
 
@@ -228,18 +228,18 @@ class linux_i6300esb:
         return heartbeat << 9
 
     @classmethod
-    def unlock(cls, bar: int) -> list[tuple]:
+    def unlock(cls, bar: int) -> list[Op]:
         return esb_unlock(bar, cls.UNLOCK_SIZE)
 
     @classmethod
-    def ping(cls, bar: int) -> list[tuple]:
+    def ping(cls, bar: int) -> list[Op]:
         """§6.1 step 4: UNLOCK16; MW16(0x0C ← 0x0100)."""
         return esb_reload(bar, RELOAD_PING, unlock_size=cls.UNLOCK_SIZE)
 
     keepalive = ping
 
     @classmethod
-    def boot_status(cls, bar: int) -> list[tuple]:
+    def boot_status(cls, bar: int) -> list[Op]:
         """Unlock, then MR16(0x0C): one read (the read keeps the unlock, §6.1 step 1)."""
         return cls.unlock(bar) + mem_read(bar + REG_RELOAD, 2)
 
@@ -249,18 +249,18 @@ class linux_i6300esb:
         return bool(reload_word & cls.CARDRESET)
 
     @classmethod
-    def clear_boot_status(cls, bar: int) -> list[tuple]:
+    def clear_boot_status(cls, bar: int) -> list[Op]:
         """Unlock, then MW16(0x0C ← 0x0300) (§6.1 step 1)."""
         return esb_reload(bar, cls.CLEAR_FLAG, unlock_size=cls.UNLOCK_SIZE)
 
     @classmethod
-    def set_timeout(cls, bar: int, heartbeat: int) -> list[tuple]:
+    def set_timeout(cls, bar: int, heartbeat: int) -> list[Op]:
         """§6.1 step 2: both preloads ← t << 9, then a reload."""
         p = cls.preload(heartbeat)
         return esb_preloads(bar, p, p, unlock_size=cls.UNLOCK_SIZE) + cls.ping(bar)
 
     @classmethod
-    def probe(cls, slot: int, bar: int, heartbeat: int = HEARTBEAT_DEFAULT) -> list[tuple]:
+    def probe(cls, slot: int, bar: int, heartbeat: int = HEARTBEAT_DEFAULT) -> list[Op]:
         """§6.1 step 1, then set_timeout(heartbeat).  Reads, in order: the lock byte
         (``nowayout_already_set``) and the reload word (``cardreset``)."""
         return (pci_config_write(slot, CFG_WDT_CONFIG, 2, cls.CONFIG)
@@ -274,12 +274,12 @@ class linux_i6300esb:
         return bool(lock_byte & WDT_LOCK)
 
     @classmethod
-    def start(cls, slot: int, bar: int, nowayout: bool = False) -> list[tuple]:
+    def start(cls, slot: int, bar: int, nowayout: bool = False) -> list[Op]:
         """§6.1 step 3 (open): a reload, then CW8(0x68 ← 0x02, or 0x03 with nowayout)."""
         return cls.ping(bar) + _lock_write(slot, WDT_ENABLE | (WDT_LOCK if nowayout else 0))
 
     @classmethod
-    def stop(cls, slot: int, bar: int) -> list[tuple]:
+    def stop(cls, slot: int, bar: int) -> list[Op]:
         """§6.1 step 5: a reload, CW8(0x68 ← 0), then CR8(0x68): one read, see
         ``stop_failed``."""
         return cls.ping(bar) + _lock_write(slot, 0x00) + _lock_read(slot)
@@ -305,7 +305,7 @@ class linux_i6300esb_legacy(linux_i6300esb):
     GETSTATUS = 0x64              # GETSTATUS reads this raw configuration dword
 
     @classmethod
-    def init(cls, slot: int, bar: int, heartbeat: int = linux_i6300esb.HEARTBEAT_DEFAULT) -> list[tuple]:
+    def init(cls, slot: int, bar: int, heartbeat: int = linux_i6300esb.HEARTBEAT_DEFAULT) -> list[Op]:
         """§6.2 item 3: probe, then stop.  Reads: probe's two, then stop's lock byte
         (see ``stop_failed``)."""
         return cls.probe(slot, bar, heartbeat) + cls.stop(slot, bar)
@@ -318,7 +318,7 @@ class linux_i6300esb_legacy(linux_i6300esb):
     # start (§6.2 item 4: ping, then CW8(0x68 <- 0x02 | nowayout)) is the mainline one
 
     @classmethod
-    def getstatus(cls, slot: int) -> list[tuple]:
+    def getstatus(cls, slot: int) -> list[Op]:
         """§6.2 item 4: the raw configuration dword at 0x64 (one read)."""
         return pci_config_read(slot, cls.GETSTATUS, 4)
 
@@ -335,7 +335,7 @@ class freebsd_i6300esbwd:
     EINVAL, EPERM = 22, 1
 
     @staticmethod
-    def read_lock(slot: int) -> list[tuple]:
+    def read_lock(slot: int) -> list[Op]:
         """CR8(0x68): one read (bit 0 = locked)."""
         return _lock_read(slot)
 
@@ -344,7 +344,7 @@ class freebsd_i6300esbwd:
         return bool(lock_byte & WDT_LOCK)
 
     @staticmethod
-    def attach(slot: int, bar: int, *, locked: bool = False) -> list[tuple]:
+    def attach(slot: int, bar: int, *, locked: bool = False) -> list[Op]:
         """§6.3 step 1: CW16(0x60 ← 0x0003); CR8(0x68) (one read); CW8(0x68 ← 0) unless
         that read showed the lock (pass it as ``locked``); UNLOCK16; MW16(0x0C ← 0x0300).
         The same as ``attach_begin`` + ``attach_end``, for a caller that looks at the
@@ -352,12 +352,12 @@ class freebsd_i6300esbwd:
         return freebsd_i6300esbwd.attach_begin(slot) + freebsd_i6300esbwd.attach_end(slot, bar, locked=locked)
 
     @staticmethod
-    def attach_begin(slot: int) -> list[tuple]:
+    def attach_begin(slot: int) -> list[Op]:
         """attach up to its lock-register read (one read; ``locked(value)``)."""
         return pci_config_write(slot, CFG_WDT_CONFIG, 2, freebsd_i6300esbwd.CONFIG) + _lock_read(slot)
 
     @staticmethod
-    def attach_end(slot: int, bar: int, *, locked: bool) -> list[tuple]:
+    def attach_end(slot: int, bar: int, *, locked: bool) -> list[Op]:
         """The rest of attach, given what attach_begin's read showed."""
         return ([] if locked else _lock_write(slot, 0x00)) + esb_reload(bar, 0x0300)
 
@@ -372,7 +372,7 @@ class freebsd_i6300esbwd:
         return 1 << (n - 20)
 
     @staticmethod
-    def event(slot: int, bar: int, n: int, *, locked: bool = False) -> list[tuple]:
+    def event(slot: int, bar: int, n: int, *, locked: bool = False) -> list[Op]:
         """§6.3 step 2 for an interval n with 20 <= n < 40: reload, both preloads ← P,
         reload, then unless ``locked`` CW8(0x68 ← 0x02) and CR8(0x68) (one read, the
         new ``locked``).  For n = 0 see ``event_disable``."""
@@ -383,19 +383,19 @@ class freebsd_i6300esbwd:
                 + ([] if locked else _lock_write(slot, WDT_ENABLE) + _lock_read(slot)))
 
     @staticmethod
-    def event_disable_reload(bar: int) -> list[tuple]:
+    def event_disable_reload(bar: int) -> list[Op]:
         """§6.3 step 2, n = 0, first part: the reload every event starts with.  The
         driver then returns EPERM if locked, else reads CR8(0x68) (``read_lock``) and
         writes ``event_disable(slot, that value)``."""
         return esb_reload(bar)
 
     @staticmethod
-    def event_disable(slot: int, lock_byte: int) -> list[tuple]:
+    def event_disable(slot: int, lock_byte: int) -> list[Op]:
         """§6.3 step 2, n = 0, the write: CW8(0x68 ← lock_byte & ~0x02)."""
         return _lock_write(slot, lock_byte & ~WDT_ENABLE & 0xFF)
 
     @staticmethod
-    def sysctl_lock(slot: int, lock_byte: int) -> list[tuple]:
+    def sysctl_lock(slot: int, lock_byte: int) -> list[Op]:
         """§6.3 step 3: CW8(0x68 ← lock_byte | 1), ``lock_byte`` being what CR8(0x68)
         (``read_lock``) returned just before."""
         return _lock_write(slot, lock_byte | WDT_LOCK)
@@ -419,7 +419,7 @@ class linux_ib700wdt:
         return 15 - (timeout + 1) // 2
 
     @staticmethod
-    def ping(timeout: int = TIMEOUT_DEFAULT) -> list[tuple]:
+    def ping(timeout: int = TIMEOUT_DEFAULT) -> list[Op]:
         """§6.4 item 1 (open, KEEPALIVE, write(), ENABLECARD, SETTIMEOUT, close
         without 'V'): outb(index(t) → 0x443)."""
         return io_write(IB700_ARM, 1, linux_ib700wdt.index(timeout))
@@ -427,7 +427,7 @@ class linux_ib700wdt:
     start = keepalive = set_timeout = ping
 
     @staticmethod
-    def stop() -> list[tuple]:
+    def stop() -> list[Op]:
         """§6.4 item 3 (DISABLECARD, close with 'V', shutdown): outb(0 → 0x441)."""
         return io_write(IB700_DISABLE, 1, 0)
 
@@ -451,14 +451,14 @@ class linux_ib700wdt_2_6:
         return i
 
     @staticmethod
-    def ping(index: int = INDEX_DEFAULT) -> list[tuple]:
+    def ping(index: int = INDEX_DEFAULT) -> list[Op]:
         """§6.5 item 1: outb(index → 0x443); index −1 goes out as the byte 0xFF."""
         return io_write(IB700_ARM, 1, index & 0xFF)
 
     start = ping
 
     @staticmethod
-    def stop() -> list[tuple]:
+    def stop() -> list[Op]:
         """§6.5 item 3 (close with 'V', reboot): outb(0 → 0x441)."""
         return io_write(IB700_DISABLE, 1, 0)
 
@@ -474,7 +474,7 @@ class qemu_wdt_ib700_test:
     EXPIRY_NS, END_NS = 49 * S, 50 * S
 
     @staticmethod
-    def ops() -> list[tuple]:
+    def ops() -> list[Op]:
         """Steps 1-7: step 40 s; arm 0x0E (2 s); step 1 s, arm 0x0E; step 1 s,
         outb(1 → 0x441); step 3 s; arm 0x0D (4 s) at 45 s; step 3 s; step 2 s (the
         WATCHDOG at 49 s)."""

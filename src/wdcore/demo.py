@@ -4,9 +4,11 @@ only chooses when they happen and says what they mean."""
 from __future__ import annotations
 
 import sys
+from typing import Optional, TextIO
 
 import wdcore
 from wdcore.clients import ESB_ID, firmware, linux_i6300esb, linux_ib700wdt
+from wdcore.ops import Op
 
 __all__ = ["demo"]
 
@@ -22,7 +24,7 @@ def _fmt_t(t_ns: int) -> str:
 class _Guest:
     """The guest side of the demo: runs op lists on the Machine, prints a timeline."""
 
-    def __init__(self, m: "wdcore.Machine", out) -> None:
+    def __init__(self, m: wdcore.Machine, out: TextIO) -> None:
         self.m, self.out = m, out
 
     def say(self, what: str) -> None:
@@ -31,7 +33,7 @@ class _Guest:
     def at(self, t_ns: int) -> None:
         self.m.advance_to(t_ns)
 
-    def do(self, ops: list[tuple]) -> list[int]:
+    def do(self, ops: list[Op]) -> list[int]:
         """Run ``ops``; the values they read."""
         return self.m.run(ops).reads
 
@@ -50,7 +52,8 @@ def _esb_probe(g: _Guest) -> int:
     return slot
 
 
-def demo(action: str = "reset", implementation: str | None = None, out=None) -> int:
+def demo(action: str = "reset", implementation: str | None = None,
+         out: Optional[TextIO] = None) -> int:
     """Drive a Machine the way Linux's watchdog drivers do and print the timeline to
     ``out`` (default stdout); 0 when every expiry came at its expected virtual time."""
     out = out or sys.stdout
@@ -63,12 +66,13 @@ def demo(action: str = "reset", implementation: str | None = None, out=None) -> 
         """Advance in steps bounded by next_deadline, so follow-ups land at the expiry,
         printing the i6300ESB's silent stage-1 end on the way."""
         while m.status == "running" and m.next_deadline is not None:
+            # the demo's Machine has both devices: esb is never None (the ignores below)
             esb = m.i6300esb
-            before = (esb.stage, esb.next_deadline)
+            before = (esb.stage, esb.next_deadline)  # type: ignore[union-attr]
             m.advance_to(m.next_deadline)
-            if before[0] == 1 and before[1] == m.now and esb.stage == 2:
+            if before[0] == 1 and before[1] == m.now and esb.stage == 2:  # type: ignore[union-attr]
                 print(f"{_fmt_t(m.now)}  device i6300esb stage 1 ended (no event; QEMU raises "
-                      f"no interrupt): stage 2 runs for {esb.remaining_ns} ns", file=out)
+                      f"no interrupt): stage 2 runs for {esb.remaining_ns} ns", file=out)  # type: ignore[union-attr]
 
     print(f"wdcore {wdcore.__version__} ({m.implementation} core), action {action}", file=out)
     print("-- IB700, driven like Linux's ib700wdt", file=out)

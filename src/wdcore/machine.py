@@ -11,14 +11,23 @@ host calling ``m.io_write`` from its I/O hooks calls the core's method directly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, List, Optional, Tuple, TypedDict
+from typing import (TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Tuple, Type, TypedDict,
+                    TypeVar, Union)
 
 from wdcore import _snapshot
 from wdcore import ops as _ops
 from wdcore._core_py import as_int, check_bool, check_bytes
+from wdcore._select import Implementation
 from wdcore._select import implementation as _implementation
 from wdcore.actions import ACTIONS, RUN_STATES, RunState, WatchdogAction, coerce_action
 from wdcore.regs import PROFILES
+
+if TYPE_CHECKING:
+    from types import SimpleNamespace
+
+    from typing_extensions import Self
+
+    _M = TypeVar("_M", bound="Machine")
 
 __all__ = ["Machine", "RunResult", "MachineEvent", "DEVICE_KINDS"]
 
@@ -33,7 +42,7 @@ class MachineEvent(TypedDict):
     inject-nmi), ``data`` QEMU's data, ``time_ns`` the virtual time in ns."""
 
     event: str
-    data: dict
+    data: Dict[str, object]
     time_ns: int
 
 
@@ -54,11 +63,15 @@ class Machine:
     ``pause``, ``resume``, ``system_reset``, ``action``, ``events``, ``clear_events``,
     ``on_event``) come from the implementation's core; see API.md."""
 
-    _concrete: dict = {}  # (front class, implementation name) -> the class instances have
+    _concrete: Dict[Tuple[type, str], type] = {}  # (front class, implementation name) -> the class instances have
 
-    if TYPE_CHECKING:  # what the core provides, for type checkers (API.md); not at run time
+    if TYPE_CHECKING:
+        # set on the class instances have (_machine_class)
+        _impl: Implementation
+        _front: Type[Machine]
+        # what the core provides (_machine.pyi's MachineCore, declaration for declaration:
+        # tests/test_types.py), for type checkers (API.md); not at run time
         on_event: Optional[Callable[[MachineEvent], object]]
-        action: WatchdogAction
         @property
         def now(self) -> int: ...
         @property
@@ -67,6 +80,10 @@ class Machine:
         def events(self) -> List[MachineEvent]: ...
         @property
         def status_code(self) -> int: ...
+        @property
+        def action(self) -> WatchdogAction: ...
+        @action.setter
+        def action(self, action: Union[WatchdogAction, str]) -> None: ...
         def io_write(self, port: int, size: int, value: int) -> None: ...
         def io_read(self, port: int, size: int) -> int: ...
         def mem_write(self, addr: int, size: int, value: int) -> None: ...
@@ -81,14 +98,15 @@ class Machine:
         def get_state(self) -> Tuple[int, int, int, int]: ...
         def set_state(self, now: int, status: int, action_code: int, config_address: int) -> None: ...
 
-    def __new__(cls, *args, implementation=None, **kw):
+    def __new__(cls, *args: object, implementation: Optional[str] = None, **kw: object) -> Self:
         if "_impl" not in vars(cls):  # Machine or a host's subclass of it
             cls = _machine_class(cls, _implementation(implementation))
         return super().__new__(cls)
 
-    def __init__(self, devices=None, *, action=WatchdogAction.RESET, esb_slot=2,
-                 profile="qemu", reboot_action="reset", stage1_interrupt=False,
-                 implementation=None):
+    def __init__(self, devices: Optional[Iterable[str]] = None, *,
+                 action: Union[WatchdogAction, str] = WatchdogAction.RESET, esb_slot: int = 2,
+                 profile: str = "qemu", reboot_action: str = "reset", stage1_interrupt: bool = False,
+                 implementation: Optional[str] = None) -> None:
         kinds = self._check_devices(devices)
         slot = as_int(esb_slot, "esb_slot")
         if not 0 <= slot <= 31:
@@ -112,11 +130,13 @@ class Machine:
                                        stage1_interrupt=stage1_interrupt)
                          if "i6300esb" in kinds else None)
         self._devices = [d for d in (self.ib700, self.i6300esb) if d is not None]
-        impl.MachineCore.__init__(self, self.ib700, self.i6300esb, self._counter, slot,
+        # the class of self derives from impl.MachineCore (_machine_class), which
+        # Implementation types only as a class
+        impl.MachineCore.__init__(self, self.ib700, self.i6300esb, self._counter, slot,  # type: ignore[misc]
                                   reboot_action == "shutdown", ACTIONS.index(action))
 
     @staticmethod
-    def _check_devices(devices) -> tuple:
+    def _check_devices(devices: object) -> Tuple[str, ...]:
         if devices is None:
             return DEVICE_KINDS
         if isinstance(devices, str) or not hasattr(devices, "__iter__"):
@@ -140,7 +160,7 @@ class Machine:
         return RUN_STATES[self.status_code]
 
     # --- op streams ---------------------------------------------------------------------------
-    def run(self, ops) -> RunResult:
+    def run(self, ops: Union[bytes, List[_ops.Op], Tuple[_ops.Op, ...]]) -> RunResult:
         """Execute an op stream: bytes in the binary encoding (docs/ops.md), or a list of
         op tuples.  Each op is one operation (requests act at its end).  Stops after
         the op that shut the Machine down or powered it off."""
@@ -154,7 +174,7 @@ class Machine:
         return RunResult(executed, reads, events)
 
     # --- snapshot (the record: _snapshot.MachineState) -------------------------------------
-    def _config_fields(self) -> dict:
+    def _config_fields(self) -> Dict[str, int]:
         """The MachineState fields that hold this Machine's configuration."""
         return {"device_mask": sum(bit for bit, k in zip(_snapshot.DEVICE_BITS, DEVICE_KINDS)
                                    if k in self._kinds),
@@ -170,12 +190,12 @@ class Machine:
             config_address=config_address, counter=self._counter.value,
             devices=tuple(d.snapshot() for d in self._devices)).pack()
 
-    def restore(self, data) -> None:
+    def restore(self, data: bytes) -> None:
         """Take back a snapshot of a Machine of this configuration; bad data is a
         ValueError and changes nothing."""
         records = []
 
-        def check_device(i: int, blob: bytes, header) -> None:
+        def check_device(i: int, blob: bytes, header: SimpleNamespace) -> None:
             # the devices of this configuration, in order; each must agree with the header
             dev = self._devices[i]
             rec = dev.STATE.unpack(blob)
@@ -197,7 +217,7 @@ class Machine:
         self._counter.value = state.counter
         self.set_state(state.now, state.status, state.action, state.config_address)
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Callable[..., Machine], Tuple[object, ...]]:
         return (_machine_from_snapshot, (self._front, self._kinds, self._esb_slot, self._profile,
                                          self._reboot_action, self._stage1_interrupt,
                                          self.implementation, self.snapshot()))
@@ -207,7 +227,7 @@ class Machine:
                 f"action={self.action.value} devices={','.join(self._kinds)}>")
 
 
-def _machine_class(front: type, impl) -> type:
+def _machine_class(front: Type[_M], impl: Implementation) -> Type[_M]:
     """The class a ``front`` (Machine, or a host's subclass) instance has on one
     implementation: the front's methods first, then the core's."""
     key = (front, impl.name)
@@ -221,13 +241,14 @@ def _machine_class(front: type, impl) -> type:
     return cls
 
 
-def _machine_from_snapshot(*args) -> Machine:
+def _machine_from_snapshot(*args: object) -> Machine:
     """Unpickle: (front class, kinds, slot, profile, reboot, s1i, implementation, snapshot);
-    pickles made before Machine had a front class lack the first."""
+    pickles made before Machine had a front class lack the first.  (Typed as objects:
+    whatever a pickle holds.)"""
     front, (kinds, slot, profile, reboot, s1i, impl, data) = (
         (args[0], args[1:]) if isinstance(args[0], type) else (Machine, args))
-    m = front(kinds, esb_slot=slot, profile=profile, reboot_action=reboot,
-              stage1_interrupt=s1i, implementation=impl)
-    m.restore(data)
+    m: Machine = front(kinds, esb_slot=slot, profile=profile, reboot_action=reboot,
+                       stage1_interrupt=s1i, implementation=impl)
+    m.restore(data)  # type: ignore[arg-type]  # a pickle's object: restore checks it is bytes
     return m
 

@@ -9,6 +9,7 @@ and returns valid ops; a trailing partial op is dropped.
 from __future__ import annotations
 
 import struct
+from typing import Iterable, SupportsIndex, Tuple, Union
 
 __all__ = ["OPS", "WIDTH", "SUFFIX", "encode", "decode", "TIME_MAX_NS"]
 
@@ -25,12 +26,15 @@ WIDTH = {"b": 1, "w": 2, "l": 4}
 SUFFIX = {size: letter for letter, size in WIDTH.items()}
 _VALUE_FMT = {1: "B", 2: "H", 4: "I"}
 
+#: an op, by arity: ``("clock_step",)``; ``(name, port/addr/ns)``; ``(name, port/addr, value)``
+Op = Union[Tuple[str], Tuple[str, int], Tuple[str, int, int]]
+
 
 def _size(op_code: int) -> int:
     return (1, 2, 4)[op_code % 3]
 
 
-def encode(ops) -> bytes:
+def encode(ops: Iterable[Op]) -> bytes:
     """The binary form of a list of op tuples (``ValueError``/``TypeError`` naming the
     op for anything outside the vocabulary or its ranges)."""
     out = bytearray()
@@ -42,16 +46,16 @@ def encode(ops) -> bytes:
     return bytes(out)
 
 
-def _int(x, what: str, lo: int, hi: int) -> int:
+def _int(x: SupportsIndex, what: str, lo: int, hi: int) -> int:
     if type(x) is not int and not hasattr(x, "__index__"):
         raise TypeError(f"{what} must be an int, not {type(x).__name__}")
-    x = x.__index__()
-    if not lo <= x <= hi:
-        raise ValueError(f"{what} {x} out of range {lo}..{hi:#x}")
-    return x
+    i = x.__index__()
+    if not lo <= i <= hi:
+        raise ValueError(f"{what} {i} out of range {lo}..{hi:#x}")
+    return i
 
 
-def _encode_one(op) -> bytes:
+def _encode_one(op: object) -> bytes:
     if not isinstance(op, tuple) or not op or not isinstance(op[0], str):
         raise TypeError("an op is a tuple starting with its name")
     name = op[0]
@@ -83,12 +87,12 @@ def _encode_one(op) -> bytes:
     return head
 
 
-def decode(data) -> list[tuple]:
+def decode(data: bytes) -> list[Op]:
     """The op list of any byte string (see docs/ops.md); never raises for bytes."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
     buf = bytes(data)
-    ops: list[tuple] = []
+    ops: list[Op] = []
     pos, end = 0, len(buf)
     while pos < end:
         code = buf[pos] & 0x0F

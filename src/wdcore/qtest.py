@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Optional, TextIO, Union
 
-from wdcore.ops import ADDR_END, TIME_MAX_NS, WIDTH
+from wdcore.ops import ADDR_END, TIME_MAX_NS, WIDTH, Op
 
 __all__ = ["parse", "parse_line", "reply", "replay"]
 
@@ -39,7 +40,7 @@ def _number(word: str) -> int:
     return int(digits, base)
 
 
-def parse_line(line: str):
+def parse_line(line: str) -> Optional[Op]:
     """The op of one script line, or None for a blank or comment line."""
     words = line.split("#", 1)[0].split()
     if not words:
@@ -82,7 +83,7 @@ def _time(word: str) -> int:
     return t
 
 
-def parse(text: str) -> list[tuple]:
+def parse(text: str) -> list[Op]:
     """Every op of a qtest script; ``ValueError`` naming the first bad line."""
     ops = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -95,7 +96,7 @@ def parse(text: str) -> list[tuple]:
     return ops
 
 
-def reply(op: tuple, read_value: int | None, now: int) -> str:
+def reply(op: Op, read_value: int | None, now: int) -> str:
     """The line QEMU's qtest server answers ``op`` with."""
     name = op[0]
     if name.startswith("in"):
@@ -107,7 +108,9 @@ def reply(op: tuple, read_value: int | None, now: int) -> str:
     return "OK"
 
 
-def replay(text: str, *, out=None, events_out=None, err=None, source: str = "-",
+def replay(text: str, *, out: Optional[TextIO] = None,
+           events_out: Union[TextIO, str, os.PathLike[str], None] = None,
+           err: Optional[TextIO] = None, source: str = "-",
            action: str = "reset", esb_slot: int = 2, profile: str = "qemu",
            reboot_action: str = "reset", implementation: str | None = None) -> int:
     """Run the qtest script ``text`` on a fresh Machine; returns the exit status.
@@ -137,8 +140,8 @@ def replay(text: str, *, out=None, events_out=None, err=None, source: str = "-",
     elif isinstance(events_out, (str, os.PathLike)):
         try:
             events_out = close = open(events_out, "w", encoding="utf-8")
-        except OSError as exc:
-            print(f"wdcore replay: cannot write {os.fspath(events_out)}: {exc.strerror}", file=err)
+        except OSError as exc:  # open raised: events_out is still the path (mypy cannot see it)
+            print(f"wdcore replay: cannot write {os.fspath(events_out)}: {exc.strerror}", file=err)  # type: ignore[arg-type]
             return 2
     try:
         m = Machine(action=action, esb_slot=esb_slot, profile=profile,

@@ -15,6 +15,7 @@ A new device adds its spaces here, in the same form, and lists them in ``SPACES`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 __all__ = ["Reg", "Bits", "Space", "SPACES"]
 
@@ -38,7 +39,7 @@ class Bits:
     """Named bits (masks) of one register."""
 
     reg: str
-    masks: tuple        #: (name, mask) pairs
+    masks: tuple[tuple[str, int], ...]  #: (name, mask) pairs
     doc: str = ""
 
 
@@ -48,9 +49,9 @@ class Space:
 
     prefix: str         #: C enum prefix in _regs.pxd
     size: int           #: bytes the space spans (0 for a set of absolute ports)
-    regs: tuple
-    bits: tuple = ()
-    consts: tuple = ()  #: (name, value) pairs: values that are not registers
+    regs: tuple[Reg, ...]
+    bits: tuple[Bits, ...] = ()
+    consts: tuple[tuple[str, int], ...] = ()  #: (name, value) pairs: values that are not registers
     doc: str = ""
 
     def __getitem__(self, name: str) -> Reg:
@@ -149,7 +150,7 @@ PROFILES = ("qemu", "qemu-7.2")
 INT_TYPE_MASK = (0x03, 0x11)
 
 
-def _config_image():
+def _config_image() -> tuple[bytes, bytes, tuple[int, ...]]:
     """Configuration bytes at construction, writable bits per byte, and the bytes a
     system reset returns to their construction value (from ESB_CONFIG's rows)."""
     init, wmask, reset = bytearray(ESB_CONFIG.size), bytearray(ESB_CONFIG.size), []
@@ -210,7 +211,7 @@ IB700_TIMEOUT_NS = tuple((IB700_PORTS.const("TIMEOUT_MAX_S") - IB700_PORTS.const
                          * 1_000_000_000 for i in range(IB700_INDEX + 1))
 
 
-def _pxd_entries():
+def _pxd_entries() -> Iterator[tuple[Space, list[tuple[str, int]]]]:
     """(C name, value) for every row offset and reset, bit and constant."""
     for sp in SPACES:
         entries = [(f"{sp.prefix}_SIZE", sp.size)] if sp.size else []

@@ -79,10 +79,15 @@ def test_both_switches_at_once_is_an_error():
     assert r.returncode != 0 and "both set" in r.stderr
 
 
-@pytest.mark.skipif(not (ROOT / "setup.py").exists(), reason="needs the source tree")
-def test_sdist_has_sources_and_builds_a_wheel(tmp_path):
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """An sdist of the tree and the wheel built from that sdist alone (once per module):
+    (sdist member names, wheel member names)."""
+    if not (ROOT / "setup.py").exists():
+        pytest.skip("needs the source tree")
     pytest.importorskip("build")
     pytest.importorskip("Cython")
+    tmp_path = tmp_path_factory.mktemp("dist")
     out = tmp_path / "dist"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WDCORE_")}
     r = subprocess.run([sys.executable, "-m", "build", "--sdist", "--no-isolation",
@@ -92,11 +97,6 @@ def test_sdist_has_sources_and_builds_a_wheel(tmp_path):
     (sdist,) = out.glob("wdcore-*.tar.gz")
     with tarfile.open(sdist) as tf:
         names = tf.getnames()
-    sources = [m.split(".")[1] + ext for m in _select.COMPILED_MODULES for ext in (".pyx", ".pxd")]
-    sources += [twin.split(".")[1] + ".py" for twin in _select.COMPILED_MODULES.values() if twin]
-    for src in sources:
-        assert any(n.endswith(f"src/wdcore/{src}") for n in names), src
-    assert not [n for n in names if n.endswith(".c") or n.endswith(".so")]
     # the wheel is built from the sdist alone, so the sdist is complete
     unpacked = tmp_path / "unpacked"
     with tarfile.open(sdist) as tf:
@@ -112,6 +112,28 @@ def test_sdist_has_sources_and_builds_a_wheel(tmp_path):
     (wheel,) = out.glob("wdcore-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         wheel_names = zf.namelist()
+    return names, wheel_names
+
+
+def test_sdist_has_sources_and_builds_a_wheel(built):
+    names, wheel_names = built
+    sources = [m.split(".")[1] + ext for m in _select.COMPILED_MODULES for ext in (".pyx", ".pxd")]
+    sources += [twin.split(".")[1] + ".py" for twin in _select.COMPILED_MODULES.values() if twin]
+    for src in sources:
+        assert any(n.endswith(f"src/wdcore/{src}") for n in names), src
+    assert not [n for n in names if n.endswith(".c") or n.endswith(".so")]
     for mod in _select.COMPILED_MODULES:
         stem = mod.replace(".", "/")
         assert any(n.startswith(stem + ".") and n.endswith((".so", ".pyd")) for n in wheel_names), mod
+
+
+def test_wheel_ships_the_cython_contract(built):
+    # `cimport wdcore` (tests/test_cimport.py) needs __init__.pxd and every .pxd it
+    # cimports inside the installed package
+    names, wheel_names = built
+    pxds = sorted(p.name for p in (ROOT / "src" / "wdcore").glob("*.pxd"))
+    assert "__init__.pxd" in pxds and "_regs.pxd" in pxds
+    assert {m.split(".")[1] + ".pxd" for m in _select.COMPILED_MODULES} <= set(pxds)
+    for pxd in pxds:
+        assert f"wdcore/{pxd}" in wheel_names, pxd
+        assert any(n.endswith(f"src/wdcore/{pxd}") for n in names), pxd

@@ -8,6 +8,23 @@
 #   - Watchdog, the base class of every device.
 #
 # Units: every time is virtual ns in a uint64_t, at most WD_TIME_MAX_NS (2**63-1).
+#
+# The C-level contract (re-exported by __init__.pxd for `cimport wdcore`).  Each
+# declaration below says:
+#   GIL      `noexcept nogil`: callable without the GIL, cannot fail;
+#            `except -1 nogil` (_machine.pxd): callable without the GIL, takes it itself
+#            when Python must run, -1 with the exception set when that raised;
+#            `except -1` / `except? ...` without nogil: needs the GIL (it runs Python:
+#            events, callbacks, error messages), -1 (or the marked value with an
+#            exception set) when something raised; from nogil code, call it inside
+#            `with gil:`;
+#   returns  what the value means;
+#   input    what it does with bad input.  Only the arg_* checks validate (with the GIL,
+#            raising the Python-level methods' exact errors); every other function
+#            trusts its arguments, and what it says a caller must ensure is undefined
+#            at the C level when broken.
+# "internal" marks what only the core itself calls; downstream code reads it, never
+# calls it.
 cimport cython
 from libc.stdint cimport uint64_t
 
@@ -39,10 +56,15 @@ cdef extern from *:
     #endif
     }
     """
-    unsigned long long WD_TIME_MAX_NS   # largest virtual time, 2**63-1 ns
+    unsigned long long WD_TIME_MAX_NS   # largest virtual time, 2**63-1 ns (a constant)
+    # internal (the arg_* fast path).  GIL (it reads an object); never fails: 1 and *out
+    # set for an exact int stored compactly (|o| < 2**30; 2**60 before Python 3.12),
+    # else 0 (*out untouched).
     bint wd_small_int(object o, long long* out)
 
-# Flags returned by a device's access methods (c_*_write); 0 means nothing to do.
+# Flags returned by a device's access methods (c_*_write); 0 means nothing to do.  A
+# standalone device's caller hands a non-zero result to c_end_access (GIL); a Machine's
+# bus handles them itself (MachineCore.c_access_done).
 cdef enum:
     WD_DUE = 1           # a deadline is due at the end of the access: fire it at now
     WD_SIGNAL = 2        # the device has a line change to report: call c_signal (GIL)
@@ -51,9 +73,18 @@ cdef enum:
 cdef class ArmCounter:
     # Source of arming sequence numbers; shared by the devices of one Machine so
     # that equal deadlines fire in the order they were armed (SPEC.md 1.4).
+    # The next arming number (a count, not a time); every arming takes it and adds 1.
+    # Read it freely (nogil); a host never writes it (restore() does).
     cdef public uint64_t value
 
 
+# One device's deadline and its view of time; plain C data, read without the GIL.
+# Who writes it: the device's register logic (deadline, seq, armed, through c_arm and
+# c_disarm); the clock's owner (`now`, and `running`).  The clock's owner is the
+# device's own c_run_until when it stands alone, its MachineCore when it is in one.
+# A standalone device's host may also move `now` forward itself, without the GIL,
+# when nothing is due by the new time: `if not timer_due(t, when): t.now = when` is
+# exactly what c_run_until(when) does then (when >= now, when <= WD_TIME_MAX_NS).
 cdef struct Timer:
     uint64_t now          # current virtual time, ns
     uint64_t deadline     # absolute ns; meaningful only while armed
@@ -62,11 +93,15 @@ cdef struct Timer:
     bint running          # timers run; False while the owning Machine is stopped
 
 
+# nogil, never fails (t must point to a live Timer).  Returns 1 when the timer fires by
+# `when` (virtual ns): running, armed and deadline <= when; else 0.
 cdef inline bint timer_due(const Timer* t, uint64_t when) noexcept nogil:
     """Whether the timer fires by ``when``."""
     return t.running and t.armed and t.deadline <= when
 
 
+# nogil, never fails (a, b live Timers, both due).  Returns 1 when `a` fires before `b`:
+# the earlier deadline, or on equal deadlines the lower arming number; else 0.
 cdef inline bint timer_before(const Timer* a, const Timer* b) noexcept nogil:
     """Whether ``a`` fires before ``b`` when both are due: QEMU's FIFO order of equal
     deadlines, by arming number."""
@@ -76,15 +111,22 @@ cdef inline bint timer_before(const Timer* a, const Timer* b) noexcept nogil:
 cdef class Watchdog:
     # The base of every device.  A device adds its registers and overrides the hooks
     # c_fire, c_skip, c_reset and c_signal; everything else is here, once.
+    # Fields: read them freely (the C ones without the GIL).  A host writes none of them
+    # at the C level but a standalone device's timer.now (as Timer says); the Python API
+    # sets the rest (action, on_expire, restore).
     cdef Timer timer              # the device's deadline and its view of time
     cdef ArmCounter counter       # arming sequence source (a Machine's, when in one)
     cdef int action_code          # index into actions.ACTIONS, carried by expiry events
-    cdef list log                 # WatchdogEvent log (the ``events`` property)
-    cdef uint64_t expiries        # WatchdogEvents produced so far (advance's return value)
-    cdef public object on_expire  # None or callable(WatchdogEvent)
+    cdef list log                 # WatchdogEvent log (the ``events`` property); GIL
+    cdef uint64_t expiries        # WatchdogEvents produced so far (a count; advance's return value)
+    cdef public object on_expire  # None or callable(WatchdogEvent); GIL
 
-    # --- the C-level contract; none of these fails on any input -------------------------
-    # Set the deadline duration_ns from now with the next arming number.
+    # --- the C-level contract -------------------------------------------------------------
+    # The device's own primitives (its register logic calls them; a host changes a
+    # deadline only through the access methods).  nogil, never fail.
+    # c_arm: set the deadline duration_ns (virtual ns) from now with the next arming
+    # number.  now + duration_ns must fit in a uint64_t: a register value gives at most
+    # about 2**40 ns, and a deadline past WD_TIME_MAX_NS is never reached.
     # (inline: compiled into each device module, no call)
     @cython.final
     cdef inline void c_arm(self, uint64_t duration_ns) noexcept nogil:
@@ -92,57 +134,87 @@ cdef class Watchdog:
         self.timer.deadline = self.timer.now + duration_ns
         self.timer.seq = self.counter.value
         self.counter.value += 1
+    # c_disarm: no deadline (deadline and seq back to 0).
     @cython.final
     cdef inline void c_disarm(self) noexcept nogil:
         self.timer.armed = False
         self.timer.deadline = 0
         self.timer.seq = 0
-    # Whether the deadline fires by `when` (armed, running, deadline <= when).
+    # nogil, never fails.  Returns 1 when the deadline fires by `when` (virtual ns; any
+    # value): armed, running, deadline <= when; else 0.  Same as timer_due(c_timer(), when).
     @cython.final
     cdef inline bint c_due(self, uint64_t when) noexcept nogil:
         return timer_due(&self.timer, when)
     # The device's Timer, for a Machine's timer list: the Machine reads `armed` and
     # `deadline` (and uses timer_due, timer_before) and writes only `now` (its clock) and
-    # `running` (its run state).  Valid while the device lives.
+    # `running` (its run state).  nogil, never fails; the pointer (never NULL) is valid
+    # while the device lives, so the caller holds a reference to the device.
     @cython.final
     cdef Timer* c_timer(self) noexcept nogil
     # The action code in force (an index into actions.ACTIONS), for a Machine's delivery.
+    # nogil, never fails.
     @cython.final
     cdef inline int c_action_code(self) noexcept nogil:
         return self.action_code
-    # Take a Machine's arming counter.  Needs the GIL (a reference changes).
+    # internal (MachineCore's constructor).  Take a Machine's arming counter (not None).
+    # Needs the GIL (a reference changes); never fails.
     @cython.final
     cdef void c_share_counter(self, ArmCounter counter)
-    # Reach the current deadline: now moves to it unless overdue, c_fire acts.  Returns
-    # 1 for an expiry event (then the caller reports it: c_notify, and a Machine's
-    # effect), 0 when the deadline was internal (a stage change).  Needs the GIL: a
-    # device hook may call back into Python (an interrupt line).
+    # internal (c_run_until, c_end_access, a Machine's timer list).  Reach the current
+    # deadline: now moves to it unless overdue, c_fire acts.  Returns 1 for an expiry
+    # event (then the caller reports it: c_notify, and a Machine's effect), 0 when the
+    # deadline was internal (a stage change), -1 when on_irq raised.  Needs the GIL: a
+    # device hook may call back into Python (an interrupt line).  The caller ensures
+    # the deadline is due (c_due of the time being reached), after c_skip.
     @cython.final
     cdef int c_expire(self) except -1
-    # Report the expiry just handled: append the WatchdogEvent, call on_expire (whose
-    # exception propagates).  Needs the GIL.
+    # internal (after c_expire returned 1).  Report the expiry just handled: append the
+    # WatchdogEvent at now, call on_expire.  Needs the GIL; returns 0, or -1 with
+    # on_expire's exception set (the event is already in the log).
     @cython.final
     cdef int c_notify(self) except -1
-    # A standalone device's advance: every deadline <= t in order, then now = t.
-    # Returns the expiries handled.  Needs the GIL.
+    # A standalone device's advance (advance_to(t) without the argument check): every
+    # deadline <= t (virtual ns) in order, each expiry logged and passed to on_expire,
+    # then now = t.  Returns the expiries handled (>= 0), or -1 with on_expire's or
+    # on_irq's exception set (time stays at that expiry).  Needs the GIL.  The caller
+    # ensures now <= t <= WD_TIME_MAX_NS (arg_time / arg_delta check it).  Not for a
+    # device in a Machine: the Machine owns its time (MachineCore.c_run_until).
     @cython.final
     cdef int c_run_until(self, uint64_t t) except -1
-    # A standalone device after an access that returned `flags`.  Needs the GIL.
+    # A standalone device after an access that returned non-zero `flags` (WD_DUE,
+    # WD_SIGNAL): the line change (on_irq), then what is due at now (a zero-length
+    # timeout fires at the end of its access).  Returns 0, or -1 with a callback's
+    # exception set.  Needs the GIL.  Any flags value is safe; 0 does nothing.  Not for a
+    # device in a Machine: its bus does this (MachineCore.c_access_done).
     @cython.final
     cdef int c_end_access(self, int flags) except -1
 
     # --- device hooks -------------------------------------------------------------------
-    # What reaching the deadline does to the device's registers; 1 = an expiry event.
+    # What each device overrides.  A host calls c_reset; the others are internal.
+    # internal (c_expire).  What reaching the deadline does to the device's registers:
+    # returns 1 = an expiry event, 0 = internal; -1 when on_irq raised.  Needs the GIL.
     cdef int c_fire(self) except -1
-    # Jump whole cycles that end before `limit` and nobody can observe (O(1)).
+    # internal (before c_expire).  Jump whole cycles that end before `limit` (virtual ns)
+    # and nobody can observe (O(1)); nothing when there are none.  nogil, never fails.
     cdef void c_skip(self, uint64_t limit) noexcept nogil
-    # Report the line change an access flagged with WD_SIGNAL.
+    # Report the line change an access flagged with WD_SIGNAL: call on_irq with the
+    # line's level.  Returns 0, or -1 with on_irq's exception set.  Needs the GIL.
+    # c_end_access does it for a standalone device, the bus for a Machine's.
     cdef int c_signal(self) except -1
-    # The device's system reset.
+    # The device's system reset (the Python-level reset()).  Returns 0, or -1 with
+    # on_irq's exception set (the line falling).  Needs the GIL.  On a Machine's device,
+    # use the Machine's system_reset instead: it resets every device at the end of the
+    # operation and logs RESET.
     cdef int c_reset(self) except -1
 
 
-cdef object as_index(object v, str name)          # operator.index or a TypeError naming `name`
+# --- host-argument checks --------------------------------------------------------------
+# They turn Python objects into the C arguments above, raising the Python-level methods'
+# exact TypeError / ValueError for anything else.  All need the GIL.
+# operator.index(v) (the object), or NULL with a TypeError naming `name`.
+cdef object as_index(object v, str name)
+# internal (the arg_* slow path): raise the twin's error for a rejected argument;
+# always return -1 with an exception set.
 cdef int raise_port(object port) except -1
 cdef int raise_size(object size) except -1
 cdef int raise_value(object value, int size) except -1
@@ -150,6 +222,8 @@ cdef int raise_delta(uint64_t now, object delta_ns) except -1
 cdef int raise_time(uint64_t now, object t_ns) except -1
 
 
+# internal.  GIL.  v as a C long long; *ovf != 0 (result meaningless) when it does not
+# fit; TypeError (-1) when v is not an int.
 cdef inline long long as_ll(object v, str name, int* ovf) except? -1:
     """v as a C long long; *ovf != 0 when it does not fit.  Non-ints: TypeError."""
     cdef long long r
@@ -160,6 +234,7 @@ cdef inline long long as_ll(object v, str name, int* ovf) except? -1:
     return PyLong_AsLongLongAndOverflow(v, ovf)
 
 
+# An I/O port: returns 0..0xFFFF, else 0xFFFFFFFF with TypeError/ValueError.  GIL.
 cdef inline unsigned int arg_port(object port) except? 0xFFFFFFFF:
     cdef int ovf = 0
     cdef long long p = as_ll(port, "port", &ovf)
@@ -168,6 +243,7 @@ cdef inline unsigned int arg_port(object port) except? 0xFFFFFFFF:
     return <unsigned int>p
 
 
+# An access size in bytes: returns 1, 2 or 4, else -1 with TypeError/ValueError.  GIL.
 cdef inline int arg_size(object size) except -1:
     cdef int ovf = 0
     cdef long long s = as_ll(size, "size", &ovf)
@@ -176,6 +252,8 @@ cdef inline int arg_size(object size) except -1:
     return <int>s
 
 
+# A value for a `size`-byte access (size in {1, 2, 4}, checked first): returns
+# 0..2**(8*size)-1, else 0xFFFFFFFF with TypeError/ValueError.  GIL.
 cdef inline unsigned int arg_value(object value, int size) except? 0xFFFFFFFF:
     cdef int ovf = 0
     cdef long long v = as_ll(value, "value", &ovf)
@@ -184,6 +262,8 @@ cdef inline unsigned int arg_value(object value, int size) except? 0xFFFFFFFF:
     return <unsigned int>v
 
 
+# A step of time: returns now + delta_ns (virtual ns, <= WD_TIME_MAX_NS), a valid
+# c_run_until target; else 2**64-1 with TypeError/ValueError.  GIL.
 cdef inline uint64_t arg_delta(uint64_t now, object delta_ns) except? 0xFFFFFFFFFFFFFFFF:
     """The absolute target time now + delta_ns, validated."""
     cdef int ovf = 0
@@ -193,6 +273,8 @@ cdef inline uint64_t arg_delta(uint64_t now, object delta_ns) except? 0xFFFFFFFF
     return now + <uint64_t>d
 
 
+# An absolute time: returns t_ns (virtual ns) when now <= t_ns <= WD_TIME_MAX_NS, a
+# valid c_run_until target; else 2**64-1 with TypeError/ValueError.  GIL.
 cdef inline uint64_t arg_time(uint64_t now, object t_ns) except? 0xFFFFFFFFFFFFFFFF:
     cdef int ovf = 0
     cdef long long t = as_ll(t_ns, "t_ns", &ovf)
@@ -201,12 +283,19 @@ cdef inline uint64_t arg_time(uint64_t now, object t_ns) except? 0xFFFFFFFFFFFFF
     return <uint64_t>t
 
 
-cdef unsigned int arg_config_offset(object offset) except? 0xFFFFFFFF   # 0..0xff
-# offset of a size-byte access inside a window-byte register block called `name`
+# A PCI configuration offset: returns 0..0xff, else 0xFFFFFFFF with
+# TypeError/ValueError.  GIL.
+cdef unsigned int arg_config_offset(object offset) except? 0xFFFFFFFF
+# The offset of a `size`-byte access (size checked first) inside a `window`-byte register
+# block called `name` (for the message; ESB_SIZE and "BAR0" for the i6300ESB): returns
+# 0..window-size, else 0xFFFFFFFF with TypeError/ValueError.  GIL.
 cdef unsigned int arg_window_offset(object offset, int size, unsigned int window,
                                     str name) except? 0xFFFFFFFF
 
 
+# nogil, never fails.  Returns 1, 2 or 4: the size in bytes of the next piece of an
+# access at `offset` (bytes into its region) with `left` bytes to go.  The caller
+# ensures left >= 1 (left == 0 is undefined: it may not return).
 cdef inline int piece_size(uint64_t offset, uint64_t left) noexcept nogil:
     """QEMU's access split (SPEC.md 3.5, 5.1): the largest power of two <= left (at most
     4) that divides offset (0 divides all).  Twin: _core_py.piece_size."""

@@ -27,13 +27,7 @@ from wdcore._regs cimport (ESB_SIZE, IB700_PORT_FIRST, IB700_PORT_LAST, PCI_CONF
 from wdcore._core_py import check_addr
 from wdcore.actions import ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET, coerce_action
 
-cdef enum:  # run states: positions in actions.RUN_STATES (tests/test_structure.py)
-    RUNNING = 0
-    WATCHDOG = 1
-    PAUSED = 2
-    PRELAUNCH = 3
-    SHUTDOWN = 4
-    POWEROFF = 5
+# the run states (RUNNING .. POWEROFF) are declared in _machine.pxd, for cimporting code
 
 cdef enum:  # the bits of actions.Request, in QEMU's handling order
     REQ_SHUTDOWN = 1

@@ -230,7 +230,18 @@ def pxd_text() -> str:
     PREFIX_REG_RESET, PREFIX_REG_BIT, PREFIX_CONST); values that do not fit a C int
     become unsigned macros."""
     out = ["# Generated from wdcore/regs.py by tools/gen_regs_pxd.py; do not edit.",
-           "# tests/test_structure.py checks that this file matches the rows.", ""]
+           "# tests/test_structure.py checks that this file matches the rows.",
+           "#",
+           "# C-level contract: compile-time constants (no GIL, nothing to fail), cimported",
+           "# by the core and re-exported by __init__.pxd.  Names and units:",
+           "#   PREFIX_REG        the register's offset in bytes within its space; an absolute",
+           "#                     I/O port number for the port spaces (IB700, PCI)",
+           "#   PREFIX_REG_RESET  its value at power-on (registers of at most 4 bytes)",
+           "#   PREFIX_REG_FIELD  a bit mask within the register",
+           "#   PREFIX_SIZE       the space's size in bytes",
+           "#   other names       constants: ports, values, masks; _S is seconds, _NS virtual",
+           "#                     ns, SHIFT a bit count",
+           ""]
     wide = []
     for sp, entries in _pxd_entries():
         out += [f"# {sp.doc}", "cdef enum:"]

@@ -21,15 +21,19 @@ How the count is exact on a CPU that has no instruction counter (unicorn 2.1):
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
 try:
     import capstone
     import unicorn
     from unicorn import x86_const as X86
+    from unicorn.unicorn import Uc, UcError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("wdcore.adapters.unicorn needs the 'unicorn' extra: "
                       "pip install 'wdcore[unicorn]'") from exc
+
+if TYPE_CHECKING:
+    from wdcore.machine import Machine
 
 from wdcore.regs import (ESB_CONFIG, IB700_PORT_FIRST, IB700_PORT_LAST, PCI_BAR0, PCI_COMMAND,
                          PCI_COMMAND_MEMORY, PCI_CONFIG_ADDRESS, PCI_CONFIG_END)
@@ -45,7 +49,7 @@ _OUT = {1: 0, 2: 1, 4: 2}   # op stream codes (docs/ops.md): out, +3 in, +6 writ
 _HLT = 0xF4
 
 
-def attach(uc, machine, ns_per_insn: int = 1, *,
+def attach(uc: "Uc", machine: "Machine", ns_per_insn: int = 1, *,
            fallback_in: Optional[Callable[[int, int], int]] = None,
            fallback_out: Optional[Callable[[int, int, int], object]] = None) -> "UnicornBus":
     """Put ``machine`` on ``uc``'s buses; time advances ``ns_per_insn`` ns per guest
@@ -56,10 +60,12 @@ def attach(uc, machine, ns_per_insn: int = 1, *,
 class UnicornBus:
     """The hooks and mappings that put one Machine on one unicorn x86 CPU."""
 
-    def __init__(self, uc, machine, ns_per_insn, fallback_in, fallback_out) -> None:
+    def __init__(self, uc: "Uc", machine: "Machine", ns_per_insn: int,
+                 fallback_in: Optional[Callable[[int, int], int]],
+                 fallback_out: Optional[Callable[[int, int, int], object]]) -> None:
         from wdcore.machine import Machine
 
-        if not isinstance(uc, unicorn.Uc):
+        if not isinstance(uc, Uc):
             raise TypeError(f"uc must be a unicorn.Uc, not {type(uc).__name__}")
         if uc.ctl_get_arch() != unicorn.UC_ARCH_X86:
             raise ValueError("uc must be an x86 unicorn (UC_ARCH_X86)")
@@ -83,19 +89,19 @@ class UnicornBus:
         cs_mode = {unicorn.UC_MODE_16: capstone.CS_MODE_16, unicorn.UC_MODE_32: capstone.CS_MODE_32,
                    unicorn.UC_MODE_64: capstone.CS_MODE_64}[mode]
         self._cs = capstone.Cs(capstone.CS_ARCH_X86, cs_mode)
-        self._blocks: dict = {}             # (address, size) -> {insn address: index}
+        self._blocks: Dict[Tuple[int, int], Dict[int, int]] = {}  # (address, size) -> {insn address: index}
         self._claims_ib700 = machine.ib700 is not None
-        self._mapped = None                 # the BAR0 page mapped, or None
+        self._mapped: Optional[int] = None  # the BAR0 page mapped, or None
         self._in_mmio = False
         self._mmio_dirty = False
         # the slice in progress
         self._done = 0                      # instructions of the slice before the block
-        self._blk: dict = {}
+        self._blk: Dict[int, int] = {}
         self._blk_len = 0
         self._blk_end = 0
         self._slice_n = 0                   # the slice's instruction budget
-        self._stop_k = None                 # instructions of the slice at our own stop
-        self._reason = None                 # what run returns after that stop
+        self._stop_k: Optional[int] = None  # instructions of the slice at our own stop
+        self._reason: Optional[str] = None  # what run returns after that stop
         self._hooks = [
             uc.hook_add(unicorn.UC_HOOK_BLOCK, self._on_block),
             uc.hook_add(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, X86.UC_X86_INS_IN),
@@ -104,7 +110,7 @@ class UnicornBus:
         self._sync_mmio()
 
     # --- counting ----------------------------------------------------------------------
-    def _on_block(self, uc, address, size, _ud) -> None:
+    def _on_block(self, uc: "Uc", address: int, size: int, _ud: object) -> None:
         self._done += self._blk_len          # the block before ran to its end
         key = (address, size)
         index = self._blocks.get(key)
@@ -119,7 +125,7 @@ class UnicornBus:
         return self._done + self._blk.get(pc, self._blk_len - 1) + 1
 
     # --- the Machine's side of an access ----------------------------------------------------
-    def _operation(self, k: int, op: bytes):
+    def _operation(self, k: int, op: bytes) -> Optional[int]:
         """Run one access of the slice's k-th instruction at its time; returns the value
         read (or None).  Requests that stop the guest end the slice right after it."""
         m = self.machine
@@ -139,9 +145,9 @@ class UnicornBus:
             d = m.next_deadline
             if d is not None and -(-d // self.ns) < self.insns + self._slice_n:
                 self._stop(k, "again")  # the access armed a deadline inside this slice
-        return reads[0] if reads else None
+        return int(reads[0]) if reads else None
 
-    def _settle(self, result) -> Optional[str]:
+    def _settle(self, result: Tuple[object, object, list]) -> Optional[str]:  # type: ignore[type-arg]
         """What the guest must do after an operation: None to go on, else run's answer."""
         _, _, events = result
         self._mmio_dirty = True
@@ -167,7 +173,7 @@ class UnicornBus:
             return True
         return self._claims_ib700 and IB700_PORT_FIRST < end and port <= IB700_PORT_LAST
 
-    def _on_in(self, uc, port, size, _ud) -> int:
+    def _on_in(self, uc: "Uc", port: int, size: int, _ud: object) -> int:
         if self._stop_k is not None:
             return (1 << (8 * size)) - 1
         if not self._claimed(port, size):
@@ -179,7 +185,7 @@ class UnicornBus:
         self._after_access()
         return (1 << (8 * size)) - 1 if value is None else value
 
-    def _on_out(self, uc, port, size, value, _ud) -> None:
+    def _on_out(self, uc: "Uc", port: int, size: int, value: int, _ud: object) -> None:
         if self._stop_k is not None:
             return
         if not self._claimed(port, size):
@@ -191,7 +197,7 @@ class UnicornBus:
                         + value.to_bytes(size, "little"))
         self._after_access()
 
-    def _on_mmio_read(self, uc, offset, size, page) -> int:
+    def _on_mmio_read(self, uc: "Uc", offset: int, size: int, page: int) -> int:
         self._in_mmio = True
         try:
             if self._stop_k is not None:
@@ -202,7 +208,7 @@ class UnicornBus:
         finally:
             self._in_mmio = False
 
-    def _on_mmio_write(self, uc, offset, size, value, page) -> None:
+    def _on_mmio_write(self, uc: "Uc", offset: int, size: int, value: int, page: int) -> None:
         self._in_mmio = True
         try:
             if self._stop_k is None:
@@ -226,7 +232,7 @@ class UnicornBus:
         base = esb.config_read(PCI_BAR0, 4) & _BAR_MASK
         if base == 0 or base > _BAR_MAX:
             return None
-        return base & ~(PAGE - 1)
+        return int(base) & ~(PAGE - 1)
 
     def _sync_mmio(self) -> None:
         """Map BAR0's page where the guest decodes it now (never from inside its own
@@ -241,7 +247,7 @@ class UnicornBus:
         if page is not None:
             try:
                 self.uc.mmio_map(page, PAGE, self._on_mmio_read, page, self._on_mmio_write, page)
-            except unicorn.UcError:
+            except UcError:
                 return  # over RAM (or another mapping): the guest's stores go to that RAM
             self._mapped = page
 
@@ -274,7 +280,7 @@ class UnicornBus:
             if self._mmio_dirty:
                 self._sync_mmio()
 
-    def _on_until(self, uc, address, size, _ud) -> None:
+    def _on_until(self, uc: "Uc", address: int, size: int, _ud: object) -> None:
         if self._stop_k is None:
             # stop before the instruction at `until`: the ones before it ran
             self._stop_k, self._reason = self._done + self._blk.get(address, 0), "until"
@@ -304,7 +310,7 @@ class UnicornBus:
             error = None
             try:
                 uc.emu_start(pc, _NEVER, count=n)
-            except unicorn.UcError as exc:
+            except UcError as exc:
                 error = exc
             pc = uc.reg_read(self._eip)
             if self._stop_k is not None:

@@ -80,6 +80,22 @@ def pytest_terminal_summary(terminalreporter, config):
                 + (f"; an empty compiled call costs {row['call_floor_ns_per_op']:.1f} ns/op "
                    f"({row['call_floor_over_run']:.1f}x run)" if "floor" in by_impl else ""))
             continue
+        if {"adapter", "bare", "per_insn_hook"} <= by_impl.keys():
+            n = calls[group]
+            a, b, h = (n / by_impl[k].median / 1e6 for k in ("adapter", "bare", "per_insn_hook"))
+            report[group] = {"adapter_minsn_per_s": a, "bare_minsn_per_s": b,
+                             "per_insn_hook_minsn_per_s": h}
+            lines.append(f"{group}: adapter (exact time) {a:.1f} M insn/s, bare unicorn {b:.1f} M, "
+                         f"per-instruction Python hook {h:.2f} M | adapter/hook {a / h:.1f}x, "
+                         f"bare/adapter {b / a:.1f}x")
+            continue
+        if {"adapter", "python_hook"} <= by_impl.keys():
+            n = calls[group]
+            a, p = (by_impl[k].median / n * 1e9 for k in ("adapter", "python_hook"))
+            report[group] = {"adapter_ns": a, "python_hook_ns": p}
+            lines.append(f"{group}: through the adapter into wdcore {a:.0f} ns/access, "
+                         f"unicorn with a trivial Python hook {p:.0f} ns | {a / p:.1f}x")
+            continue
         if not {"compiled", "python", "floor"} <= by_impl.keys():
             continue
         c, p, f = by_impl["compiled"], by_impl["python"], by_impl["floor"]

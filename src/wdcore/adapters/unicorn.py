@@ -21,6 +21,8 @@ How the count is exact on a CPU that has no instruction counter (unicorn 2.1):
 """
 from __future__ import annotations
 
+import ctypes
+
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
 try:
@@ -28,6 +30,9 @@ try:
     import unicorn
     from unicorn import x86_const as X86
     from unicorn.unicorn import Uc, UcError
+    # unicorn 2.1's C API as its binding loads it, for the block hook and the PC read
+    from unicorn.unicorn_py3.unicorn import HOOK_CODE_CFUNC, uclib
+    from unicorn.unicorn_py3.unicorn import uc_hook_h  # type: ignore[attr-defined]  # re-exported ctypes alias
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("wdcore.adapters.unicorn needs the 'unicorn' extra: "
                       "pip install 'wdcore[unicorn]'") from exc
@@ -89,7 +94,9 @@ class UnicornBus:
         cs_mode = {unicorn.UC_MODE_16: capstone.CS_MODE_16, unicorn.UC_MODE_32: capstone.CS_MODE_32,
                    unicorn.UC_MODE_64: capstone.CS_MODE_64}[mode]
         self._cs = capstone.Cs(capstone.CS_ARCH_X86, cs_mode)
-        self._blocks: Dict[Tuple[int, int], Dict[int, int]] = {}  # (address, size) -> {insn address: index}
+        # (address, size) -> ({insn address: index}, indices of its IN/OUT, or None when
+        # a string IN/OUT makes hook order no guide)
+        self._blocks: Dict[Tuple[int, int], Tuple[Dict[int, int], Optional[Tuple[int, ...]]]] = {}
         self._claims_ib700 = machine.ib700 is not None
         self._mapped: Optional[int] = None  # the BAR0 page mapped, or None
         self._in_mmio = False
@@ -97,32 +104,73 @@ class UnicornBus:
         # the slice in progress
         self._done = 0                      # instructions of the slice before the block
         self._blk: Dict[int, int] = {}
+        self._blk_io: Optional[Tuple[int, ...]] = ()
+        self._io_seen = 0                   # IN/OUT hooks fired in this entry of the block
         self._blk_len = 0
         self._blk_end = 0
         self._slice_n = 0                   # the slice's instruction budget
         self._stop_k: Optional[int] = None  # instructions of the slice at our own stop
         self._reason: Optional[str] = None  # what run returns after that stop
+        # the block hook runs once per translated block entered: registered straight with
+        # unicorn's C API (unicorn 2.1's own wrapper adds two Python calls a block)
+        self._block_cb = HOOK_CODE_CFUNC(self._on_block_c)
+        self._block_hook = uc_hook_h()
+        status = uclib.uc_hook_add(uc._uch, ctypes.byref(self._block_hook), unicorn.UC_HOOK_BLOCK,
+                                   self._block_cb, None, ctypes.c_uint64(1), ctypes.c_uint64(0))
+        if status != unicorn.UC_ERR_OK:
+            raise UcError(status)
+        self._hook_error: Optional[BaseException] = None
+        self._pc_buf = ctypes.c_uint64()
         self._hooks = [
-            uc.hook_add(unicorn.UC_HOOK_BLOCK, self._on_block),
             uc.hook_add(unicorn.UC_HOOK_INSN, self._on_in, None, 1, 0, X86.UC_X86_INS_IN),
             uc.hook_add(unicorn.UC_HOOK_INSN, self._on_out, None, 1, 0, X86.UC_X86_INS_OUT),
         ]
         self._sync_mmio()
 
     # --- counting ----------------------------------------------------------------------
+    def _on_block_c(self, _uch: object, address: int, size: int, _ud: object) -> None:
+        try:
+            self._on_block(self.uc, address, size, None)
+        except BaseException as exc:  # noqa: BLE001 - ctypes cannot carry it out: run re-raises
+            if self._hook_error is None:
+                self._hook_error = exc
+            self.uc.emu_stop()
+
     def _on_block(self, uc: "Uc", address: int, size: int, _ud: object) -> None:
         self._done += self._blk_len          # the block before ran to its end
         key = (address, size)
-        index = self._blocks.get(key)
-        if index is None:
-            code = bytes(uc.mem_read(address, size))
-            index = {insn.address: i for i, insn in enumerate(self._cs.disasm(code, address))}
-            self._blocks[key] = index
-        self._blk, self._blk_len, self._blk_end = index, len(index), address + size
+        entry = self._blocks.get(key)
+        if entry is None:
+            insns = list(self._cs.disasm(bytes(uc.mem_read(address, size)), address))
+            io: Optional[Tuple[int, ...]] = tuple(
+                i for i, insn in enumerate(insns) if insn.mnemonic in ("in", "out"))
+            if any(insn.mnemonic.startswith(("ins", "outs", "rep")) for insn in insns):
+                io = None
+            entry = ({insn.address: i for i, insn in enumerate(insns)}, io)
+            self._blocks[key] = entry
+        self._blk, self._blk_io = entry
+        self._blk_len, self._blk_end, self._io_seen = len(self._blk), address + size, 0
+
+    def _pc(self) -> int:
+        """EIP/RIP, read straight through unicorn's C API (exact inside hooks while a
+        count is active)."""
+        buf = self._pc_buf
+        buf.value = 0
+        uclib.uc_reg_read(self.uc._uch, self._eip, ctypes.byref(buf))
+        return buf.value
 
     def _count_at(self, pc: int) -> int:
         """Instructions of the slice up to and including the one at ``pc``."""
         return self._done + self._blk.get(pc, self._blk_len - 1) + 1
+
+    def _count_at_io(self, uc: "Uc") -> int:
+        """The same for the IN/OUT whose hook runs: within a block, the n-th IN/OUT hook
+        is the block's n-th IN/OUT instruction (no register read needed)."""
+        io, n = self._blk_io, self._io_seen
+        self._io_seen = n + 1
+        if io is not None and n < len(io):
+            return self._done + io[n] + 1
+        return self._count_at(self._pc())
 
     # --- the Machine's side of an access ----------------------------------------------------
     def _operation(self, k: int, op: bytes) -> Optional[int]:
@@ -150,13 +198,13 @@ class UnicornBus:
     def _settle(self, result: Tuple[object, object, list]) -> Optional[str]:  # type: ignore[type-arg]
         """What the guest must do after an operation: None to go on, else run's answer."""
         _, _, events = result
-        self._mmio_dirty = True
         status = self.machine.status
         if status == "poweroff":
             return "poweroff"
         if status == "shutdown":
             return "shutdown"
         if any(e["event"] == "RESET" for e in events):
+            self._mmio_dirty = True  # the reset turned BAR0's decoding off
             return "reset"
         if status != "running":
             return "pause"
@@ -177,32 +225,35 @@ class UnicornBus:
         if self._stop_k is not None:
             return (1 << (8 * size)) - 1
         if not self._claimed(port, size):
+            self._io_seen += 1
             if self.fallback_in is None:
                 return (1 << (8 * size)) - 1
             return int(self.fallback_in(port, size)) & ((1 << (8 * size)) - 1)
-        value = self._operation(self._count_at(uc.reg_read(self._eip)),
+        value = self._operation(self._count_at_io(uc),
                                 bytes([3 + _OUT[size]]) + port.to_bytes(2, "little"))
-        self._after_access()
         return (1 << (8 * size)) - 1 if value is None else value
 
     def _on_out(self, uc: "Uc", port: int, size: int, value: int, _ud: object) -> None:
         if self._stop_k is not None:
             return
         if not self._claimed(port, size):
+            self._io_seen += 1
             if self.fallback_out is not None:
                 self.fallback_out(port, size, value)
             return
-        self._operation(self._count_at(uc.reg_read(self._eip)),
+        self._operation(self._count_at_io(uc),
                         bytes([_OUT[size]]) + port.to_bytes(2, "little")
                         + value.to_bytes(size, "little"))
-        self._after_access()
+        if PCI_CONFIG_ADDRESS <= port < PCI_CONFIG_END or self._mmio_dirty:
+            self._mmio_dirty = True  # a configuration write may move BAR0 or its decoding
+            self._after_access()
 
     def _on_mmio_read(self, uc: "Uc", offset: int, size: int, page: int) -> int:
         self._in_mmio = True
         try:
             if self._stop_k is not None:
                 return 0
-            value = self._operation(self._count_at(uc.reg_read(self._eip)),
+            value = self._operation(self._count_at(self._pc()),
                                     bytes([9 + _OUT[size]]) + (page + offset).to_bytes(8, "little"))
             return 0 if value is None else value
         finally:
@@ -212,7 +263,7 @@ class UnicornBus:
         self._in_mmio = True
         try:
             if self._stop_k is None:
-                self._operation(self._count_at(uc.reg_read(self._eip)),
+                self._operation(self._count_at(self._pc()),
                                 bytes([6 + _OUT[size]]) + (page + offset).to_bytes(8, "little")
                                 + value.to_bytes(size, "little"))
         finally:
@@ -267,6 +318,7 @@ class UnicornBus:
             return status
         if status != "running":
             return "pause"
+        self._sync_mmio()  # the host may have moved BAR0 between runs
         until_hook = None
         if until:
             until_hook = uc.hook_add(unicorn.UC_HOOK_CODE, self._on_until, None, until, until)
@@ -313,6 +365,9 @@ class UnicornBus:
             except UcError as exc:
                 error = exc
             pc = uc.reg_read(self._eip)
+            if self._hook_error is not None:
+                failure, self._hook_error = self._hook_error, None
+                raise failure
             if self._stop_k is not None:
                 executed = self._stop_k
             elif error is not None:
@@ -344,6 +399,9 @@ class UnicornBus:
         for h in self._hooks:
             self.uc.hook_del(h)
         self._hooks = []
+        if self._block_hook.value:
+            uclib.uc_hook_del(self.uc._uch, self._block_hook)
+            self._block_hook = uc_hook_h()
         if self._mapped is not None:
             self.uc.mem_unmap(self._mapped, PAGE)
             self._mapped = None

@@ -239,7 +239,8 @@ ALLOWED_IMPORTS = {
     "_select": set(), "machine": {"_snapshot", "ops", "_core_py", "_select", "actions", "regs"},
     "ops": set(), "qtest": {"ops", "wdcore"}, "clients": {"regs", "ops"},
     "demo": {"clients", "wdcore", "actions", "ops"},
-    "adapters/unicorn": {"regs", "machine"},
+    "adapters/unicorn": {"regs", "machine"}, "guests": set(),
+    "guest_demo": {"wdcore", "guests", "adapters"},
 }
 
 

@@ -15,12 +15,11 @@ pytest.importorskip("capstone")
 
 from unicorn import x86_const as X86  # noqa: E402
 
+from wdcore import guests  # noqa: E402
 from wdcore.adapters.unicorn import attach  # noqa: E402
 
 S = 1_000_000_000
-CODE = 0x1000
-DATA = 0x3000
-BAR = 0xE0000000
+CODE, DATA, BAR = guests.CODE, guests.DATA, guests.BAR
 KS = keystone.Ks(keystone.KS_ARCH_X86, keystone.KS_MODE_32)
 # ns per instruction: some divide no timeout (2 s, 4 s, the i6300ESB's stages)
 NS = [1000, 7777, 999_999]
@@ -47,37 +46,14 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-# --- the IB700 guest -----------------------------------------------------------------------------
-# arms 2 s (index 0x0E), pings three times from a delay loop, disarms, re-arms 4 s (0x0D),
-# then goes quiet, counting its loop in esi.  Instructions, counted by hand:
+# --- the IB700 guest (wdcore.guests.IB700_SOURCE) --------------------------------------------
+# Instructions, counted by hand from the source:
 #   1 mov dx / 2 mov al / 3 out (arm) / 4 mov ebx
 #   per ping round: mov ecx (1) + 100 x (dec, jnz) (200) + out (1) + dec, jnz (2) = 204
 #   the third round's out is instruction 4 + 2*204 + 1 + 200 + 1 = 614
-#   then dec, jnz (616), out 0x441 (the disarm, 617... see below)
-IB700_GUEST = """
-    mov dx, 0x443
-    mov al, 0x0e
-    out dx, al
-    mov ebx, 3
-ping:
-    mov ecx, 100
-delay:
-    dec ecx
-    jnz delay
-    out dx, al
-    dec ebx
-    jnz ping
-    mov dx, 0x441
-    out dx, al
-    mov dx, 0x443
-    mov al, 0x0d
-    out dx, al
-quiet:
-    inc esi
-    jmp quiet
-"""
-# after the third ping (614): dec (615), jnz (616), mov dx (617), out 0x441 (618: disarm),
-# mov dx (619), mov al (620), out 0x443 (621: arm 4 s); then 2 instructions a loop
+#   then dec (615), jnz (616), mov dx (617), out 0x441 (618: disarm), mov dx (619),
+#   mov al (620), out 0x443 (621: arm 4 s); then 2 instructions a loop
+IB700_GUEST = guests.IB700_SOURCE
 IB700_REARM = 621
 
 
@@ -180,87 +156,10 @@ def test_unclaimed_ports_go_to_the_fallbacks(make_machine):
     assert reg(uc, "bl") == 0x42 and reg(uc, "cl") == 0xFF  # the IB700 reads all-ones
 
 
-# --- the i6300ESB guest -------------------------------------------------------------------------
-# What the firmware and Linux's i6300esb do (SPEC.md §6, §6.1): scan the 32 slots of bus 0
-# for 8086:25ab, size BAR0 and place it at 0xE0000000, turn on memory decoding, read the
-# boot status (unlocked word read of the reload register, kept at DATA), clear it, set
-# both preloads to PRELOAD, enable, ping from a delay loop, then go quiet.
-PRELOAD = 3            # a stage: (3 << 15) * 30 ns = 2 949 120 ns
+# --- the i6300ESB guest (wdcore.guests.ESB_SOURCE) ---------------------------------------------
+PRELOAD = guests.PRELOAD
 STAGE_NS = (PRELOAD << 15) * 30
-ESB_GUEST = f"""
-    xor ebx, ebx
-scan:
-    mov eax, ebx
-    shl eax, 11
-    or eax, 0x80000000
-    mov dx, 0xcf8
-    out dx, eax
-    mov dx, 0xcfc
-    in eax, dx
-    cmp eax, 0x25ab8086
-    je found
-    inc ebx
-    cmp ebx, 32
-    jne scan
-    hlt
-found:
-    mov edi, ebx
-    shl edi, 11
-    or edi, 0x80000000
-    mov eax, edi
-    or eax, 0x10
-    mov dx, 0xcf8
-    out dx, eax
-    mov dx, 0xcfc
-    mov eax, 0xffffffff
-    out dx, eax
-    in eax, dx
-    mov dword ptr [{DATA + 4}], eax
-    mov eax, {BAR}
-    out dx, eax
-    mov eax, edi
-    or eax, 0x04
-    mov dx, 0xcf8
-    out dx, eax
-    mov dx, 0xcfc
-    mov ax, 2
-    out dx, ax
-    mov ebp, {BAR}
-    mov word ptr [ebp + 0xc], 0x80
-    mov word ptr [ebp + 0xc], 0x86
-    mov cx, word ptr [ebp + 0xc]
-    mov word ptr [{DATA}], cx
-    mov word ptr [ebp + 0xc], 0x80
-    mov word ptr [ebp + 0xc], 0x86
-    mov word ptr [ebp + 0xc], 0x200
-    mov word ptr [ebp + 0xc], 0x80
-    mov word ptr [ebp + 0xc], 0x86
-    mov dword ptr [ebp], {PRELOAD}
-    mov word ptr [ebp + 0xc], 0x80
-    mov word ptr [ebp + 0xc], 0x86
-    mov dword ptr [ebp + 4], {PRELOAD}
-    mov eax, edi
-    or eax, 0x68
-    mov dx, 0xcf8
-    out dx, eax
-    mov dx, 0xcfc
-    mov al, 2
-    out dx, al
-    mov ebx, 4
-ping:
-    mov ecx, 300
-delay:
-    dec ecx
-    jnz delay
-    mov word ptr [ebp + 0xc], 0x80
-    mov word ptr [ebp + 0xc], 0x86
-    mov word ptr [ebp + 0xc], 0x100
-    dec ebx
-    jnz ping
-quiet:
-    inc esi
-    jmp quiet
-"""
+ESB_GUEST = guests.ESB_SOURCE
 
 
 class ReferenceBus:
@@ -380,3 +279,18 @@ def test_attach_misuse(make_machine):
     m.advance(5)
     with pytest.raises(ValueError, match="machine.now"):
         attach(uc, m, 1)
+
+
+def test_the_stored_guest_code_is_the_assembly_of_its_source():
+    # the demo runs the stored bytes without an assembler; they must be the source's
+    assert asm(guests.IB700_SOURCE) == guests.IB700_CODE
+    assert asm(guests.ESB_SOURCE) == guests.ESB_CODE
+    assert guests.IB700_REARM == IB700_REARM
+
+
+def test_guest_demo_runs_and_checks_itself(impl, capsys):
+    from wdcore.guest_demo import guest_demo
+    assert guest_demo(impl) == 0
+    out = capsys.readouterr().out
+    assert "run -> reset after instruction 4000621 (expected 4000621)" in out
+    assert "boot status 0x1200" in out and "every expiry on its instruction" in out

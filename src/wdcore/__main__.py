@@ -36,6 +36,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_demo = sub.add_parser("demo", help="Linux-style driver sessions, with their timeline")
     p_demo.add_argument("--action", default="reset", choices=[a.value for a in WatchdogAction])
     p_demo.add_argument("--implementation", choices=["compiled", "python"], default=None)
+    p_demo.add_argument("--guest", action="store_true",
+                        help="x86 guests on a unicorn CPU (needs the unicorn extra)")
     p_replay = sub.add_parser("replay", help="run a qtest script, print QEMU's replies")
     p_replay.add_argument("file", help="the script, or - for standard input")
     p_replay.add_argument("--events", metavar="FILE", help="write events here, not to stderr")
@@ -46,6 +48,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p_replay.add_argument("--implementation", choices=["compiled", "python"], default=None)
     args = parser.parse_args(argv)
     if args.command == "demo":
+        if args.guest:
+            from wdcore.guest_demo import guest_demo
+
+            return guest_demo(args.implementation)
         from wdcore.demo import demo
 
         return demo(args.action, args.implementation)

@@ -294,3 +294,59 @@ def test_guest_demo_runs_and_checks_itself(impl, capsys):
     out = capsys.readouterr().out
     assert "run -> reset after instruction 4000621 (expected 4000621)" in out
     assert "boot status 0x1200" in out and "every expiry on its instruction" in out
+
+
+MOVER = f"""
+    mov dx, 0xcf8
+    mov eax, 0x80001010
+    out dx, eax
+    mov dx, 0xcfc
+    mov eax, {BAR}
+    out dx, eax
+    mov dx, 0xcf8
+    mov eax, 0x80001004
+    out dx, eax
+    mov dx, 0xcfc
+    mov ax, 2
+    out dx, ax
+    mov ebp, {BAR}
+    mov bx, word ptr [ebp + 0xc]
+    mov dx, 0xcf8
+    mov eax, 0x80001010
+    out dx, eax
+    mov dx, 0xcfc
+    mov eax, {BAR + 0x10000}
+    out dx, eax
+    mov ebp, {BAR + 0x10000}
+    mov word ptr [ebp + 0xc], 0x80
+    mov word ptr [ebp + 0xc], 0x86
+    mov dword ptr [ebp], 5
+    mov dx, 0xcf8
+    mov eax, 0x80001068
+    out dx, eax
+    mov dx, 0xcfc
+    mov al, 2
+    out dx, al
+    hlt
+"""
+
+
+def test_the_guest_places_and_moves_bar0(make_machine):
+    # the store right after the move reaches the device at its new address (the page is
+    # remapped inside the OUT that moved it); the old page is gone
+    m = make_machine()
+    uc = cpu(asm(MOVER))
+    bus = attach(uc, m, 1)
+    assert bus.run(CODE) == "hlt"
+    assert m.i6300esb.config_read(0x10, 4) == BAR + 0x10000
+    assert m.i6300esb.remaining_ns == (5 << 15) * 30 - 1   # preload 5; the hlt ran 1 ns after
+    with pytest.raises(unicorn.UcError):
+        uc.mem_read(BAR, 2)
+    assert int.from_bytes(uc.mem_read(BAR + 0x1000C, 2), "little") == 0   # the device reads
+    # decoding off (by the host, between runs): the page is unmapped at the next run
+    m.io_write(0xCF8, 4, 0x80001004)
+    m.io_write(0xCFC, 2, 0)
+    uc.mem_write(CODE + 0x800, asm("hlt"))
+    assert bus.run(CODE + 0x800) == "hlt"
+    with pytest.raises(unicorn.UcError):
+        uc.mem_read(BAR + 0x10000, 2)

@@ -350,3 +350,18 @@ def test_the_guest_places_and_moves_bar0(make_machine):
     assert bus.run(CODE + 0x800) == "hlt"
     with pytest.raises(unicorn.UcError):
         uc.mem_read(BAR + 0x10000, 2)
+
+
+def test_a_halted_guest_waits_while_the_host_advances(make_machine):
+    # arm 2 s, hlt; the host advances 1 s (the guest waits for an interrupt), then the
+    # guest runs on: the deadline still lands on the instruction that reaches it
+    code = asm("mov dx, 0x443; mov al, 0x0e; out dx, al; hlt; l: inc esi; jmp l")
+    m = make_machine(action="reset")
+    uc = cpu(code)
+    bus = attach(uc, m, 1000)
+    assert bus.run(CODE) == "hlt" and bus.insns == 4 and m.now == 4000
+    m.advance(S)
+    assert bus.run(uc.reg_read(X86.UC_X86_REG_EIP)) == "reset"
+    # deadline 3000 + 2 s; time is 1 s + k * 1000 ns: reached by k = 1 000 003
+    assert m.events[0]["time_ns"] == 3000 + 2 * S
+    assert bus.insns == 1_000_003 and m.now == S + bus.insns * 1000

@@ -58,7 +58,9 @@ def attach(uc: "Uc", machine: "Machine", ns_per_insn: int = 1, *,
            fallback_in: Optional[Callable[[int, int], int]] = None,
            fallback_out: Optional[Callable[[int, int, int], object]] = None) -> "UnicornBus":
     """Put ``machine`` on ``uc``'s buses; time advances ``ns_per_insn`` ns per guest
-    instruction.  The Machine's clock must be at 0 (attach at power-on)."""
+    instruction.  The Machine's clock must be at 0 (attach at power-on): then
+    ``machine.now == bus.insns * ns_per_insn`` whenever ``run`` returns, until the host
+    advances the Machine itself (after "hlt", say), which adds to every later time."""
     return UnicornBus(uc, machine, ns_per_insn, fallback_in, fallback_out)
 
 
@@ -90,6 +92,9 @@ class UnicornBus:
         self.uc, self.machine, self.ns = uc, machine, ns_per_insn
         self.fallback_in, self.fallback_out = fallback_in, fallback_out
         self.insns = 0                      # guest instructions since attach
+        # time the host moved the Machine itself (while the guest was halted): the k-th
+        # instruction runs at base + k * ns; 0 unless the host advances between runs
+        self._base_ns = 0
         self._eip = X86.UC_X86_REG_RIP if mode == unicorn.UC_MODE_64 else X86.UC_X86_REG_EIP
         cs_mode = {unicorn.UC_MODE_16: capstone.CS_MODE_16, unicorn.UC_MODE_32: capstone.CS_MODE_32,
                    unicorn.UC_MODE_64: capstone.CS_MODE_64}[mode]
@@ -151,6 +156,14 @@ class UnicornBus:
         self._blk, self._blk_io = entry
         self._blk_len, self._blk_end, self._io_seen = len(self._blk), address + size, 0
 
+    def _now_ns(self) -> int:
+        """The virtual time after the instructions run so far."""
+        return self._base_ns + self.insns * self.ns
+
+    def _insn_of(self, deadline: int) -> int:
+        """The instruction that reaches ``deadline``: the first whose time is >= it."""
+        return -(-(deadline - self._base_ns) // self.ns)
+
     def _pc(self) -> int:
         """EIP/RIP, read straight through unicorn's C API (exact inside hooks while a
         count is active)."""
@@ -177,7 +190,7 @@ class UnicornBus:
         """Run one access of the slice's k-th instruction at its time; returns the value
         read (or None).  Requests that stop the guest end the slice right after it."""
         m = self.machine
-        t = (self.insns + k) * self.ns
+        t = self._base_ns + (self.insns + k) * self.ns
         d = m.next_deadline
         if d is not None and d <= t:
             # the deadline instruction is this access: the expiry comes first
@@ -191,7 +204,7 @@ class UnicornBus:
             self._stop(k, reason)
         else:
             d = m.next_deadline
-            if d is not None and -(-d // self.ns) < self.insns + self._slice_n:
+            if d is not None and self._insn_of(d) < self.insns + self._slice_n:
                 self._stop(k, "again")  # the access armed a deadline inside this slice
         return int(reads[0]) if reads else None
 
@@ -319,6 +332,9 @@ class UnicornBus:
         if status != "running":
             return "pause"
         self._sync_mmio()  # the host may have moved BAR0 between runs
+        lag = m.now - self._now_ns()
+        if lag > 0:  # the host advanced the Machine (a halted guest waiting for a timer)
+            self._base_ns += lag
         until_hook = None
         if until:
             until_hook = uc.hook_add(unicorn.UC_HOOK_CODE, self._on_until, None, until, until)
@@ -347,11 +363,11 @@ class UnicornBus:
             n = _SLICE
             d = m.next_deadline
             if d is not None:
-                n = min(n, max(-(-d // self.ns) - self.insns, 0))
+                n = min(n, max(self._insn_of(d) - self.insns, 0))
             if left is not None:
                 n = min(n, left)
             if n == 0:  # a deadline already due at this instruction: handle it now
-                reason = self._settle(m.run_stream(_clock_set(self.insns * self.ns)))
+                reason = self._settle(m.run_stream(_clock_set(self._now_ns())))
                 if reason is not None:
                     return reason
                 if self._mmio_dirty:
@@ -382,7 +398,7 @@ class UnicornBus:
                 left -= executed
             if self._stop_k is not None and self._reason not in ("until", "again"):
                 return self._reason  # the access's own request: the clock is at its time
-            reason = self._settle(m.run_stream(_clock_set(self.insns * self.ns)))
+            reason = self._settle(m.run_stream(_clock_set(self._now_ns())))
             if reason is not None:
                 return reason
             if self._mmio_dirty:

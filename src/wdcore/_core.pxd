@@ -119,7 +119,10 @@ cdef class Watchdog:
     cdef int action_code          # index into actions.ACTIONS, carried by expiry events
     cdef list log                 # WatchdogEvent log (the ``events`` property); GIL
     cdef uint64_t expiries        # WatchdogEvents produced so far (a count; advance's return value)
-    cdef public object on_expire  # None or callable(WatchdogEvent); GIL
+    cdef object _on_expire        # None or callable(WatchdogEvent) (the on_expire property); GIL
+    cdef list errors              # exceptions from this device's callbacks, held until the end
+                                  # of the host call that ran them (a Machine's list, when in
+                                  # one): a failing callback never cuts an expiry short; GIL
 
     # --- the C-level contract -------------------------------------------------------------
     # The device's own primitives (its register logic calls them; a host changes a
@@ -156,6 +159,16 @@ cdef class Watchdog:
     @cython.final
     cdef inline int c_action_code(self) noexcept nogil:
         return self.action_code
+    # Call a host callback fn(arg); an exception it raises is kept in `errors` (the first
+    # propagates at the end of the host call, after the operation completed).  GIL.
+    @cython.final
+    cdef int c_call(self, object fn, object arg) except -1
+    # internal (MachineCore's constructor).  Take a Machine's error list.  GIL.
+    @cython.final
+    cdef void c_share_errors(self, list errors)
+    # A standalone device's end of a host call: raise the first kept exception, if any.
+    @cython.final
+    cdef int c_raise_errors(self) except -1
     # internal (MachineCore's constructor).  Take a Machine's arming counter (not None).
     # Needs the GIL (a reference changes); never fails.
     @cython.final

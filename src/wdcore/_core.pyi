@@ -15,7 +15,10 @@ class ArmCounter:
 @disjoint_base
 class Watchdog:
     KIND: ClassVar[str]
-    on_expire: Callable[[WatchdogEvent], object] | None
+    @property
+    def on_expire(self) -> Callable[[WatchdogEvent], object] | None: ...
+    @on_expire.setter
+    def on_expire(self, fn: Callable[[WatchdogEvent], object] | None) -> None: ...
     def __init__(self, *, action: WatchdogAction | str = ...,
                  on_expire: Callable[[WatchdogEvent], object] | None = None) -> None: ...
     @property

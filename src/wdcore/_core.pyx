@@ -22,8 +22,9 @@ cdef class Watchdog:
 
     def __init__(self, *, action=WatchdogAction.RESET, on_expire=None):
         self.action_code = ACTION_CODE[coerce_action(action)]
-        self.on_expire = on_expire
         self.log = []
+        self.errors = []
+        self.on_expire = on_expire
         self.counter = ArmCounter()
         self.timer.running = True
 
@@ -49,8 +50,29 @@ cdef class Watchdog:
     cdef int c_notify(self) except -1:
         event = WatchdogEvent(self.timer.now, self.KIND, _ACTIONS[self.action_code])
         self.log.append(event)
-        if self.on_expire is not None:
-            self.on_expire(event)
+        if self._on_expire is not None:
+            self.c_call(self._on_expire, event)
+        return 0
+
+    @cython.final
+    cdef int c_call(self, object fn, object arg) except -1:
+        try:
+            fn(arg)
+        except BaseException as exc:  # held, not lost: it propagates at the end of the call
+            self.errors.append(exc)
+        return 0
+
+    @cython.final
+    cdef void c_share_errors(self, list errors):
+        self.errors = errors
+
+    @cython.final
+    cdef int c_raise_errors(self) except -1:
+        cdef object first
+        if self.errors:
+            first = self.errors[0]
+            del self.errors[:]
+            raise first
         return 0
 
     @cython.final
@@ -98,11 +120,25 @@ cdef class Watchdog:
 
     def advance(self, delta_ns):
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
-        return self.c_run_until(arg_delta(self.timer.now, delta_ns))
+        cdef int n = self.c_run_until(arg_delta(self.timer.now, delta_ns))
+        self.c_raise_errors()
+        return n
 
     def advance_to(self, t_ns):
         """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
-        return self.c_run_until(arg_time(self.timer.now, t_ns))
+        cdef int n = self.c_run_until(arg_time(self.timer.now, t_ns))
+        self.c_raise_errors()
+        return n
+
+    @property
+    def on_expire(self):
+        """None or a callable taking the WatchdogEvent, called at each expiry."""
+        return self._on_expire
+
+    @on_expire.setter
+    def on_expire(self, fn):
+        _core_py.check_callback(fn, "on_expire")
+        self._on_expire = fn
 
     @property
     def action(self):
@@ -122,6 +158,7 @@ cdef class Watchdog:
     def reset(self):
         """The device's power-on/system reset (SPEC.md)."""
         self.c_reset()
+        self.c_raise_errors()
 
     def snapshot(self):
         """The device's state as versioned, checksummed bytes (docs/snapshot.md)."""

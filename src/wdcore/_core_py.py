@@ -20,7 +20,7 @@ compiled one does.
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Callable, Optional, Protocol, Tuple, Type, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Tuple, Type, TypedDict, TypeVar
 
 from wdcore.regs import PC_BUS
 from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
@@ -118,6 +118,12 @@ def check_bytes(data: object) -> bytes:
     return bytes(data)
 
 
+def check_callback(fn: object, name: str) -> None:
+    """A callback is None or callable; anything else is host misuse, refused when set."""
+    if fn is not None and not callable(fn):
+        raise TypeError(f"{name} must be None or callable, not {type(fn).__name__}")
+
+
 def check_bool(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
@@ -212,6 +218,9 @@ class Watchdog:
         self._action_code = ACTION_CODE[coerce_action(action)]
         self._log: list[WatchdogEvent] = []
         self._expiries = 0     # WatchdogEvents produced so far (advance's return value)
+        # callbacks' exceptions, held until the end of the host call (a Machine's list)
+        self._errors: list[BaseException] = []
+        self._on_expire: Optional[Callable[[WatchdogEvent], object]] = None
         self.on_expire = on_expire
 
     if TYPE_CHECKING:  # each device class has its own (its record, _snapshot's); not here at run time
@@ -263,8 +272,26 @@ class Watchdog:
         """Report the expiry just handled: the device's event log, then ``on_expire``."""
         event = WatchdogEvent(self._timer.now, self.KIND, ACTIONS[self._action_code])
         self._log.append(event)
-        if self.on_expire is not None:
-            self.on_expire(event)
+        if self._on_expire is not None:
+            self.c_call(self._on_expire, event)
+
+    def c_call(self, fn: Callable[[Any], object], arg: object) -> None:
+        """Call a host callback; an exception it raises is held in the error list and
+        propagates at the end of the host call, after the operation completed."""
+        try:
+            fn(arg)
+        except BaseException as exc:  # noqa: BLE001 - held, not lost
+            self._errors.append(exc)
+
+    def c_share_errors(self, errors: list[BaseException]) -> None:
+        self._errors = errors
+
+    def c_raise_errors(self) -> None:
+        """A standalone device's end of a host call: raise the first held exception."""
+        if self._errors:
+            first = self._errors[0]
+            del self._errors[:]
+            raise first
 
     def c_run_until(self, t: int) -> int:
         """A standalone device's advance: every deadline <= t in order, then now = t."""
@@ -311,11 +338,25 @@ class Watchdog:
 
     def advance(self, delta_ns: int) -> int:
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
-        return self.c_run_until(check_delta(self._timer.now, delta_ns))
+        n = self.c_run_until(check_delta(self._timer.now, delta_ns))
+        self.c_raise_errors()
+        return n
 
     def advance_to(self, t_ns: int) -> int:
         """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
-        return self.c_run_until(check_time(self._timer.now, t_ns))
+        n = self.c_run_until(check_time(self._timer.now, t_ns))
+        self.c_raise_errors()
+        return n
+
+    @property
+    def on_expire(self) -> Optional[Callable[[WatchdogEvent], object]]:
+        """None or a callable taking the WatchdogEvent, called at each expiry."""
+        return self._on_expire
+
+    @on_expire.setter
+    def on_expire(self, fn: Optional[Callable[[WatchdogEvent], object]]) -> None:
+        check_callback(fn, "on_expire")
+        self._on_expire = fn
 
     @property
     def action(self) -> WatchdogAction:
@@ -335,6 +376,7 @@ class Watchdog:
     def reset(self) -> None:
         """The device's power-on/system reset (SPEC.md)."""
         self.c_reset()
+        self.c_raise_errors()
 
     def snapshot(self) -> bytes:
         """The device's state as versioned, checksummed bytes (docs/snapshot.md)."""

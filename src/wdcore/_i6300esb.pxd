@@ -39,7 +39,7 @@ cdef class I6300ESB(Watchdog):
     cdef uint32_t preload[2]      # Preload Value 1 and 2, 20 bits each; a stage lasts
                                   # (preload << 15, or << 5 at 1 MHz) * 30 ns
     cdef uint8_t cfg[ESB_CFG_SIZE]  # PCI configuration bytes (0x60/0x68 special access aside)
-    cdef public object on_irq     # None or callable(level: bool); GIL
+    cdef object _on_irq           # None or callable(level: bool) (the on_irq property); GIL
 
     # --- configuration space: offset 0..0xff; lanes past 0xff read 0 and drop writes ---
     # The caller ensures offset <= 0xff (arg_config_offset) and size in {1, 2, 4}
@@ -71,9 +71,9 @@ cdef class I6300ESB(Watchdog):
     # Start stage 1 or 2 (the caller ensures one of them) when enabled: arm for its
     # length.  nogil, never fails.
     cdef void c_start(self, int stage) noexcept nogil
-    # Set GINTSR bit 0 to `level`; on a change, call on_irq(level).  Returns 0, or -1 with
-    # on_irq's exception set.  Needs the GIL.
+    # Set GINTSR bit 0 to `level`; on a change, call on_irq(level) (an exception
+    # it raises is held in `errors`, see Watchdog.c_call).  Returns 0.  Needs the GIL.
     cdef int c_set_gintsr(self, bint level) except -1
     # The watchdog part of every reset (SPEC.md 3.8; the previous-reboot flag survives).
-    # Returns 0, or -1 with on_irq's exception set.  Needs the GIL.
+    # Returns 0 (on_irq's exception is held in `errors`).  Needs the GIL.
     cdef int c_watchdog_reset(self) except -1

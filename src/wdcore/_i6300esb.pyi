@@ -9,7 +9,10 @@ from wdcore.actions import WatchdogAction, WatchdogEvent
 @final
 class I6300ESB(Watchdog):
     STATE: ClassVar[type[I6300ESBState]]
-    on_irq: Callable[[bool], object] | None
+    @property
+    def on_irq(self) -> Callable[[bool], object] | None: ...
+    @on_irq.setter
+    def on_irq(self, fn: Callable[[bool], object] | None) -> None: ...
     def __init__(self, *, action: WatchdogAction | str = ...,
                  on_expire: Callable[[WatchdogEvent], object] | None = None,
                  profile: str = "qemu", stage1_interrupt: bool = False) -> None: ...

@@ -10,7 +10,7 @@ from wdcore._regs cimport *
 
 from wdcore._core_py import rebuild
 from wdcore import _snapshot, regs
-from wdcore._core_py import check_bool
+from wdcore._core_py import check_bool, check_callback
 from wdcore.actions import WatchdogAction
 
 # configuration bytes at construction, writable bits, bytes cleared by a system reset
@@ -46,7 +46,7 @@ cdef class I6300ESB(Watchdog):
         self.profile_code = regs.PROFILES.index(profile)
         self.int_mask = INT_TYPE_MASK[self.profile_code]
         self.s1i = stage1_interrupt
-        self.on_irq = None
+        self._on_irq = None
         memcpy(self.cfg, INITIAL_CONFIG, ESB_CFG_SIZE)
         self.c_watchdog_reset()
 
@@ -79,6 +79,7 @@ cdef class I6300ESB(Watchdog):
         cdef int s = arg_size(size)
         cdef uint32_t v = arg_value(value, s)
         self.c_end_access(self.c_config_write(o, s, v))
+        self.c_raise_errors()
 
     cdef uint32_t c_config_read(self, unsigned int offset, int size) noexcept nogil:
         cdef uint32_t value = 0
@@ -133,6 +134,7 @@ cdef class I6300ESB(Watchdog):
         cdef uint32_t v = arg_value(value, s)
         cdef unsigned int o = arg_window_offset(offset, s, ESB_SIZE, "BAR0")
         self.c_end_access(self.c_mmio_write(o, s, v))
+        self.c_raise_errors()
 
     cdef uint32_t c_mmio_read(self, unsigned int offset, int size) noexcept nogil:
         cdef uint32_t value = 0, piece
@@ -207,13 +209,13 @@ cdef class I6300ESB(Watchdog):
     cdef int c_set_gintsr(self, bint level) except -1:
         cdef bint changed = level != self.gintsr
         self.gintsr = level
-        if changed and self.on_irq is not None:
-            self.on_irq(level)
+        if changed and self._on_irq is not None:
+            self.c_call(self._on_irq, level)
         return 0
 
     cdef int c_signal(self) except -1:
-        if self.on_irq is not None:
-            self.on_irq(self.gintsr)
+        if self._on_irq is not None:
+            self.c_call(self._on_irq, self.gintsr)
         return 0
 
     cdef int c_fire(self) except -1:
@@ -272,6 +274,16 @@ cdef class I6300ESB(Watchdog):
     def stage(self):
         """The stage counting or last counted: 1 or 2."""
         return self.stage_no
+
+    @property
+    def on_irq(self):
+        """None or a callable taking the new level (bool) of the stage-1 interrupt line."""
+        return self._on_irq
+
+    @on_irq.setter
+    def on_irq(self, fn):
+        check_callback(fn, "on_irq")
+        self._on_irq = fn
 
     @property
     def irq_level(self):

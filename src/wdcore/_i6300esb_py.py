@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from wdcore import _snapshot
-from wdcore._core_py import (rebuild, WD_DUE, WD_SIGNAL, Watchdog, check_bool,
+from wdcore._core_py import (WD_DUE, WD_SIGNAL, Watchdog, check_bool, check_callback, rebuild,
                              check_config_offset, check_size, check_value, check_window_offset,
                              piece_size)
 from wdcore.actions import WatchdogAction, WatchdogEvent
@@ -44,7 +44,7 @@ class I6300ESB(Watchdog):
         self._profile_code = PROFILES.index(profile)
         self._int_mask = INT_TYPE_MASK[self._profile_code]
         self._s1i = stage1_interrupt
-        self.on_irq: Optional[Callable[[bool], object]] = None
+        self._on_irq: Optional[Callable[[bool], object]] = None
         self._prev_reboot = False
         self._gintsr = False
         self._cfg = bytearray(INITIAL_CONFIG)
@@ -77,6 +77,7 @@ class I6300ESB(Watchdog):
         size = check_size(size)
         value = check_value(value, size)
         self.c_end_access(self.c_config_write(off, size, value))
+        self.c_raise_errors()
 
     def c_config_read(self, off: int, size: int) -> int:
         if off == CFG_WDT_CONFIG and size == 2:
@@ -127,6 +128,7 @@ class I6300ESB(Watchdog):
         value = check_value(value, size)
         off = check_window_offset(offset, size, MMIO_SIZE, "BAR0")
         self.c_end_access(self.c_mmio_write(off, size, value))
+        self.c_raise_errors()
 
     def c_mmio_read(self, off: int, size: int) -> int:
         value, pos = 0, off
@@ -195,12 +197,12 @@ class I6300ESB(Watchdog):
     def c_set_gintsr(self, level: bool) -> None:
         changed = level != self._gintsr
         self._gintsr = level
-        if changed and self.on_irq is not None:
-            self.on_irq(level)
+        if changed and self._on_irq is not None:
+            self.c_call(self._on_irq, level)
 
     def c_signal(self) -> None:
-        if self.on_irq is not None:
-            self.on_irq(self._gintsr)
+        if self._on_irq is not None:
+            self.c_call(self._on_irq, self._gintsr)
 
     def c_fire(self) -> int:
         """One stage end; 1 when it is the expiry (stage 2 with reboot enabled)."""
@@ -256,6 +258,16 @@ class I6300ESB(Watchdog):
     def stage(self) -> int:
         """The stage counting or last counted: 1 or 2."""
         return self._stage_no
+
+    @property
+    def on_irq(self) -> Optional[Callable[[bool], object]]:
+        """None or a callable taking the new level (bool) of the stage-1 interrupt line."""
+        return self._on_irq
+
+    @on_irq.setter
+    def on_irq(self, fn: Optional[Callable[[bool], object]]) -> None:
+        check_callback(fn, "on_irq")
+        self._on_irq = fn
 
     @property
     def irq_level(self) -> bool:

@@ -30,6 +30,7 @@ cdef class IB700(Watchdog):
         cdef int flags = self.c_write(p, s, v)
         if flags:
             self.c_end_access(flags)
+            self.c_raise_errors()
 
     def io_read(self, port, size):
         """A guest read: the IB700 reads all-ones of the width, with no side effect."""

@@ -25,6 +25,7 @@ class IB700(Watchdog):
         flags = self.c_write(port, size, value)
         if flags:
             self.c_end_access(flags)
+            self.c_raise_errors()
 
     def io_read(self, port: int, size: int) -> int:
         """A guest read: the IB700 reads all-ones of the width, with no side effect."""

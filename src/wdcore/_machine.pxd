@@ -80,7 +80,10 @@ cdef class MachineCore:
     # --- the event log ----------------------------------------------------------------------
     cdef list log                 # QMP-shaped event dicts (the ``events`` property)
     cdef list capture             # the events of the run in progress, or None
-    cdef public object on_event   # None or callable(dict)
+    cdef object _on_event         # None or callable(dict) (the on_event property)
+    cdef list errors              # callbacks' exceptions (its own and its devices'), held until
+                                  # the end of the operation; GIL
+    cdef bint has_errors          # errors is not empty (readable without the GIL)
 
     # Every method is final: Python's Machine derives from this class, but nothing
     # overrides its C level, so the calls are direct.
@@ -161,6 +164,9 @@ cdef class MachineCore:
     # request is pending).  Returns 0, or -1 with a callback's exception set (on_event;
     # on_irq from a device's reset).  Call it after every c_io_write, c_io_read,
     # c_mem_write, c_mem_read and c_run_until.
+    # internal, GIL: raise the first held callback exception (at the end of an operation).
+    @cython.final
+    cdef int c_raise_errors(self) except -1
     @cython.final
     cdef int c_end_operation(self) except -1 nogil
     # internal, GIL: c_end_operation's work.

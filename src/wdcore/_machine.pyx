@@ -24,7 +24,7 @@ from wdcore._regs cimport (ESB_SIZE, IB700_PORT_FIRST, IB700_PORT_LAST, PCI_CONF
                            PCI_CONFIG_ADDRESS_OFFSET, PCI_CONFIG_DATA, PCI_CONFIG_DEVICE_SHIFT,
                            PCI_CONFIG_END)
 
-from wdcore._core_py import check_addr
+from wdcore._core_py import check_addr, check_callback
 from wdcore.actions import ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET, coerce_action
 
 # the run states (RUNNING .. POWEROFF) are declared in _machine.pxd, for cimporting code
@@ -112,6 +112,7 @@ cdef class MachineCore:
     def __init__(self, ib700, i6300esb, ArmCounter counter not None, int esb_slot,
                  bint reboot_shutdown, int action_code):
         cdef Watchdog dev
+        self.errors = []
         self.ib = ib700
         self.esb = i6300esb
         self.devices = tuple(d for d in (ib700, i6300esb) if d is not None)
@@ -119,6 +120,7 @@ cdef class MachineCore:
         for i, d in enumerate(self.devices):
             dev = <Watchdog?>d
             dev.c_share_counter(counter)
+            dev.c_share_errors(self.errors)
             self.timers[i] = dev.c_timer()
             self.owners[i] = <PyObject*>dev
         self.esb_slot = esb_slot
@@ -126,7 +128,7 @@ cdef class MachineCore:
         self.action_no = action_code
         self.log = []
         self.capture = None
-        self.on_event = None
+        self._on_event = None
 
     # --- port I/O ---------------------------------------------------------------------------
     def io_write(self, port, size, value):
@@ -274,6 +276,7 @@ cdef class MachineCore:
         if flags & WD_SIGNAL:
             with gil:
                 dev.c_signal()
+                self.has_errors = len(self.errors) > 0
         if flags & WD_DUE:
             self.c_fire_due(self.now_ns)
         return 0
@@ -318,6 +321,7 @@ cdef class MachineCore:
         if self.status_no == RUNNING:
             self.c_fire_due(t)
             if self.status_no == POWEROFF:  # QEMU exited inside the expiry: time stays there
+                self.c_end_operation()
                 return <int>(self.expiries - before)
         self.c_set_now(t)
         self.c_end_operation()
@@ -353,6 +357,7 @@ cdef class MachineCore:
             self.c_set_now(self.timers[i].deadline)  # overdue deadlines fire at the current now
         if dev.c_expire():
             self.c_deliver(dev)
+        self.has_errors = len(self.errors) > 0  # a device callback may have failed
         return 0
 
     @cython.final
@@ -441,10 +446,24 @@ cdef class MachineCore:
 
     @cython.final
     cdef int c_end_operation(self) except -1 nogil:
-        """QEMU's main loop after a command: shutdown, reset, powerdown, stop."""
+        """QEMU's main loop after a command: shutdown, reset, powerdown, stop; then the
+        first exception a callback raised during the operation propagates."""
         if self.requests:
             with gil:
                 self.c_process_requests()
+        if self.has_errors:
+            with gil:
+                self.c_raise_errors()
+        return 0
+
+    @cython.final
+    cdef int c_raise_errors(self) except -1:
+        cdef object first
+        self.has_errors = False
+        if self.errors:
+            first = self.errors[0]
+            del self.errors[:]
+            raise first
         return 0
 
     @cython.final
@@ -468,6 +487,7 @@ cdef class MachineCore:
         if requests & REQ_STOP and self.status_no == RUNNING:
             self.c_set_status(WATCHDOG)
             self.c_log("STOP", {}, self.now_ns)
+        self.has_errors = len(self.errors) > 0  # a device's reset may have called on_irq
         return 0
 
     # --- the event log ------------------------------------------------------------------------
@@ -477,9 +497,23 @@ cdef class MachineCore:
         self.log.append(entry)
         if self.capture is not None:
             self.capture.append(entry)
-        if self.on_event is not None:
-            self.on_event(entry)
+        if self._on_event is not None:
+            try:
+                self._on_event(entry)
+            except BaseException as exc:  # held, not lost: raised at the end of the operation
+                self.errors.append(exc)
+                self.has_errors = True
         return 0
+
+    @property
+    def on_event(self):
+        """None or a callable taking each event dict as it is logged."""
+        return self._on_event
+
+    @on_event.setter
+    def on_event(self, fn):
+        check_callback(fn, "on_event")
+        self._on_event = fn
 
     @property
     def events(self):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Optional, Protocol, Union
 
 from wdcore import ops as _ops
-from wdcore._core_py import (ArmCounter, Timer, WD_DUE, WD_SIGNAL, check_addr, check_delta, check_port,
+from wdcore._core_py import (ArmCounter, Timer, WD_DUE, check_callback, WD_SIGNAL, check_addr, check_delta, check_port,
                              check_size, check_time, check_value, piece_size, timer_before,
                              timer_due)
 from wdcore.actions import (ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET, RUN_STATES,
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         @action.setter
         def action(self, action: Union[WatchdogAction, str]) -> None: ...
         def c_share_counter(self, counter: ArmCounter) -> None: ...
+        def c_share_errors(self, errors: list[BaseException]) -> None: ...
         def c_timer(self) -> Timer: ...
         def c_action_code(self) -> int: ...
         def c_skip(self, limit: int) -> None: ...
@@ -82,11 +83,14 @@ class MachineCore:
     def __init__(self, ib700: Optional[_PortDevice], i6300esb: Optional[_PciDevice],
                  counter: ArmCounter, esb_slot: int, reboot_shutdown: bool,
                  action_code: int) -> None:
+        # callbacks' exceptions (its own and its devices'), held until the end of the operation
+        self.__errors: list[BaseException] = []
         self.__ib = ib700
         self.__esb = i6300esb
         self.__devices: tuple[_Device, ...] = tuple(d for d in (ib700, i6300esb) if d is not None)
         for dev in self.__devices:
             dev.c_share_counter(counter)
+            dev.c_share_errors(self.__errors)
         self.__timers = [dev.c_timer() for dev in self.__devices]
         self.__esb_slot = esb_slot
         self.__reboot_shutdown = reboot_shutdown
@@ -99,7 +103,7 @@ class MachineCore:
         self.__expiries = 0               # WATCHDOG events so far
         self.__log: list[_Event] = []
         self.__capture: Optional[list[_Event]] = None  # the events of the run in progress
-        self.on_event: Optional[Callable[[_Event], object]] = None
+        self.__on_event: Optional[Callable[[_Event], object]] = None
 
     # --- port I/O -------------------------------------------------------------------------
     def io_write(self, port: int, size: int, value: int) -> None:
@@ -257,6 +261,7 @@ class MachineCore:
         if self.__status_no == RUNNING:
             self.c_fire_due(t)
             if self.__status_no == POWEROFF:  # QEMU exited inside the expiry: time stays there
+                self.c_end_operation()
                 return self.__expiries - before
         self.c_set_now(t)
         self.c_end_operation()
@@ -360,9 +365,17 @@ class MachineCore:
             self.__reset_data = data
 
     def c_end_operation(self) -> None:
-        """QEMU's main loop after a command: shutdown, reset, powerdown, stop."""
+        """QEMU's main loop after a command: shutdown, reset, powerdown, stop; then the
+        first exception a callback raised during the operation propagates."""
         if self.__requests:
             self.c_process_requests()
+        if self.__errors:
+            self.c_raise_errors()
+
+    def c_raise_errors(self) -> None:
+        first = self.__errors[0]
+        del self.__errors[:]
+        raise first
 
     def c_process_requests(self) -> None:
         requests, self.__requests = self.__requests, 0
@@ -392,8 +405,21 @@ class MachineCore:
         self.__log.append(entry)
         if self.__capture is not None:
             self.__capture.append(entry)
-        if self.on_event is not None:
-            self.on_event(entry)
+        if self.__on_event is not None:
+            try:
+                self.__on_event(entry)
+            except BaseException as exc:  # noqa: BLE001 - held: raised at the end of the operation
+                self.__errors.append(exc)
+
+    @property
+    def on_event(self) -> Optional[Callable[[_Event], object]]:
+        """None or a callable taking each event dict as it is logged."""
+        return self.__on_event
+
+    @on_event.setter
+    def on_event(self, fn: Optional[Callable[[_Event], object]]) -> None:
+        check_callback(fn, "on_event")
+        self.__on_event = fn
 
     @property
     def events(self) -> list[_Event]:

@@ -71,7 +71,10 @@ class Machine:
         _front: Type[Machine]
         # what the core provides (_machine.pyi's MachineCore, declaration for declaration:
         # tests/test_types.py), for type checkers (API.md); not at run time
-        on_event: Optional[Callable[[MachineEvent], object]]
+        @property
+        def on_event(self) -> Optional[Callable[[MachineEvent], object]]: ...
+        @on_event.setter
+        def on_event(self, fn: Optional[Callable[[MachineEvent], object]]) -> None: ...
         @property
         def now(self) -> int: ...
         @property

@@ -225,6 +225,10 @@ cdef class Watchdog:
 # They turn Python objects into the C arguments above, raising the Python-level methods'
 # exact TypeError / ValueError for anything else.  All need the GIL.
 # operator.index(v) (the object), or NULL with a TypeError naming `name`.
+# GIL: raise the first exception held in `errors` (a callback's), emptying the list;
+# 0 when it is empty.  The end of a host call, for a device and for a Machine.
+cdef int raise_held(list errors) except -1
+
 cdef object as_index(object v, str name)
 # internal (the arg_* slow path): raise the twin's error for a rejected argument;
 # always return -1 with an exception set.

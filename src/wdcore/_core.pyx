@@ -68,12 +68,7 @@ cdef class Watchdog:
 
     @cython.final
     cdef int c_raise_errors(self) except -1:
-        cdef object first
-        if self.errors:
-            first = self.errors[0]
-            del self.errors[:]
-            raise first
-        return 0
+        return raise_held(self.errors)
 
     @cython.final
     cdef int c_run_until(self, uint64_t t) except -1:
@@ -184,6 +179,15 @@ cdef class Watchdog:
 
     def __reduce__(self):
         return (_core_py.rebuild, (type(self), self.snapshot()))
+
+
+cdef int raise_held(list errors) except -1:
+    cdef object first
+    if errors:
+        first = errors[0]
+        del errors[:]
+        raise first
+    return 0
 
 
 cdef object as_index(object v, str name):

@@ -118,6 +118,15 @@ def check_bytes(data: object) -> bytes:
     return bytes(data)
 
 
+def raise_held(errors: list[BaseException]) -> None:
+    """Raise the first exception a callback raised (held in ``errors``), emptying the
+    list; nothing when it is empty.  The end of a host call, for a device and a Machine."""
+    if errors:
+        first = errors[0]
+        del errors[:]
+        raise first
+
+
 def check_callback(fn: object, name: str) -> None:
     """A callback is None or callable; anything else is host misuse, refused when set."""
     if fn is not None and not callable(fn):
@@ -288,10 +297,7 @@ class Watchdog:
 
     def c_raise_errors(self) -> None:
         """A standalone device's end of a host call: raise the first held exception."""
-        if self._errors:
-            first = self._errors[0]
-            del self._errors[:]
-            raise first
+        raise_held(self._errors)
 
     def c_run_until(self, t: int) -> int:
         """A standalone device's advance: every deadline <= t in order, then now = t."""

@@ -14,7 +14,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from wdcore._core cimport (ArmCounter, Timer, Watchdog, WD_DUE, WD_SIGNAL, WD_TIME_MAX_NS,
-                           arg_delta, arg_port, arg_size, arg_time, arg_value, piece_size,
+                           arg_delta, arg_port, arg_size, arg_time, arg_value, piece_size, raise_held,
                            timer_before, timer_due, wd_small_int)
 from wdcore._ib700 cimport IB700
 from wdcore._i6300esb cimport I6300ESB
@@ -458,13 +458,8 @@ cdef class MachineCore:
 
     @cython.final
     cdef int c_raise_errors(self) except -1:
-        cdef object first
         self.has_errors = False
-        if self.errors:
-            first = self.errors[0]
-            del self.errors[:]
-            raise first
-        return 0
+        return raise_held(self.errors)
 
     @cython.final
     cdef int c_process_requests(self) except -1:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Optional, Protocol, Union
 
 from wdcore import ops as _ops
-from wdcore._core_py import (ArmCounter, Timer, WD_DUE, check_callback, WD_SIGNAL, check_addr, check_delta, check_port,
+from wdcore._core_py import (ArmCounter, Timer, WD_DUE, check_callback, raise_held, WD_SIGNAL, check_addr, check_delta, check_port,
                              check_size, check_time, check_value, piece_size, timer_before,
                              timer_due)
 from wdcore.actions import (ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET, RUN_STATES,
@@ -373,9 +373,7 @@ class MachineCore:
             self.c_raise_errors()
 
     def c_raise_errors(self) -> None:
-        first = self.__errors[0]
-        del self.__errors[:]
-        raise first
+        raise_held(self.__errors)
 
     def c_process_requests(self) -> None:
         requests, self.__requests = self.__requests, 0

@@ -37,12 +37,16 @@ def guest_demo(implementation: Optional[str] = None, out: Optional[TextIO] = Non
         uc.mem_write(guests.CODE, code)
         return uc
 
+    def machine() -> wdcore.Machine:
+        m = wdcore.Machine(action="reset", implementation=implementation)
+        m.on_event = lambda e: print(f"{e['time_ns'] / 1e9:12.6f} s  event  {e['event']} "
+                                     f"{e['data']}", file=stream)
+        return m
+
     ok = True
     print(f"wdcore {wdcore.__version__}: x86 guests on unicorn, {NS_PER_INSN} ns an instruction",
           file=stream)
-    m = wdcore.Machine(action="reset", implementation=implementation)
-    m.on_event = lambda e: print(f"{e['time_ns'] / 1e9:12.6f} s  event  {e['event']} {e['data']}",
-                                 file=stream)
+    m = machine()
     uc = cpu(guests.IB700_CODE)
     bus = attach(uc, m, NS_PER_INSN)
     print("-- IB700 guest: arm 2 s, three pings, disarm, re-arm 4 s, then a quiet loop", file=stream)
@@ -51,9 +55,7 @@ def guest_demo(implementation: Optional[str] = None, out: Optional[TextIO] = Non
     say(m, f"run -> {reason} after instruction {bus.insns} (expected {expected})")
     ok &= reason == "reset" and bus.insns == expected
 
-    m = wdcore.Machine(action="reset", implementation=implementation)
-    m.on_event = lambda e: print(f"{e['time_ns'] / 1e9:12.6f} s  event  {e['event']} {e['data']}",
-                                 file=stream)
+    m = machine()
     uc = cpu(guests.ESB_CODE)
     bus = attach(uc, m, NS_PER_INSN)
     print("-- i6300ESB guest: PCI scan, BAR0, probe, preloads, enable, four pings, quiet", file=stream)

@@ -613,10 +613,12 @@ def test_scenario_12_freebsd_interval_to_preload(make_machine, n):
     drv = FreeBSD(pci)
     drv.attach()
     m.advance_to(T0)
-    drv.event(n)
+    assert drv.event(n) == 0
     d = stage_ns(1 << (n - 20))
+    assert d == (1 << (n - 20) << 15) * 30      # §3.6 at 1 kHz, written out
     expect_stage1_end(m, T0 + d, T0 + 2 * d)
-    expect_watchdog(m, T0 + 2 * d, "none")
+    assert expect_watchdog(m, T0 + 2 * d, "none") == []   # action none: WATCHDOG only
+    assert m.events == [wd("none", T0 + 2 * d)]
 
 
 def test_scenario_12_freebsd_sysctl_lock(make_machine):

@@ -191,7 +191,9 @@ def test_config_write_bad_offset(ESB, offset):
 @pytest.mark.parametrize("size", [1, 2, 4])
 def test_config_read_bad_offset(ESB, offset, size):
     dev = busy(ESB)
-    expect_error(dev, ValueError, "offset", dev.config_read, offset, size)
+    err = expect_error(dev, ValueError, "offset", dev.config_read, offset, size)
+    assert "0..0xff" in str(err), str(err)
+    assert_still_works(dev)
 
 
 @pytest.mark.parametrize("offset,size", [(0x00, 4), (0xFF, 1), (0xFF, 2), (0xFF, 4),
@@ -218,7 +220,9 @@ def test_config_write_bad_size(ESB, size):
 @pytest.mark.parametrize("size", BAD_SIZES)
 def test_config_read_bad_size(ESB, size):
     dev = busy(ESB)
-    expect_error(dev, ValueError, "size", dev.config_read, 0x60, size)
+    err = expect_error(dev, ValueError, "size", dev.config_read, 0x60, size)
+    assert str(err) == f"size must be 1, 2 or 4, not {size}"
+    assert_still_works(dev)
 
 
 @pytest.mark.parametrize("offset,size,value", [
@@ -266,7 +270,9 @@ def test_config_read_non_int(ESB, param, bad):
     dev = busy(ESB)
     args = {"offset": 0x60, "size": 2}
     args[param] = bad
-    expect_error(dev, TypeError, param, dev.config_read, args["offset"], args["size"])
+    err = expect_error(dev, TypeError, param, dev.config_read, args["offset"], args["size"])
+    assert str(err) == f"{param} must be an int, not {type(bad).__name__}"
+    assert_still_works(dev)
 
 
 # ---------------------------------------------------------------------------------
@@ -290,7 +296,9 @@ def test_mmio_write_bad_offset(ESB, offset, size):
 @pytest.mark.parametrize("offset,size", BAD_MMIO, ids=BAD_MMIO_IDS)
 def test_mmio_read_bad_offset(ESB, offset, size):
     dev = busy(ESB)
-    expect_error(dev, ValueError, "offset", dev.mmio_read, offset, size)
+    err = expect_error(dev, ValueError, "offset", dev.mmio_read, offset, size)
+    assert str(err) == f"offset {offset} with size {size} is outside the 16-byte BAR0"
+    assert_still_works(dev)
 
 
 @pytest.mark.parametrize("offset,size", [(0, 4), (12, 4), (14, 2), (15, 1), (13, 2),

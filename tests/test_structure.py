@@ -239,7 +239,7 @@ ALLOWED_IMPORTS = {
     "_select": set(), "machine": {"_snapshot", "ops", "_core_py", "_select", "actions", "regs"},
     "ops": set(), "qtest": {"ops", "wdcore"}, "clients": {"regs", "ops"},
     "demo": {"clients", "wdcore", "actions", "ops"},
-    "adapters/unicorn": {"regs", "machine"}, "guests": set(),
+    "adapters/unicorn": {"regs", "machine", "ops"}, "guests": set(),
     "guest_demo": {"wdcore", "guests", "adapters"},
 }
 

@@ -38,8 +38,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
                       "pip install 'wdcore[unicorn]'") from exc
 
 if TYPE_CHECKING:
-    from wdcore.machine import Machine
+    from wdcore.machine import Machine, MachineEvent
 
+from wdcore import ops
 from wdcore.regs import (ESB_CONFIG, IB700_PORT_FIRST, IB700_PORT_LAST, PCI_BAR0, PCI_COMMAND,
                          PCI_COMMAND_MEMORY, PCI_CONFIG_ADDRESS, PCI_CONFIG_END)
 
@@ -50,7 +51,9 @@ _BAR_MASK = ESB_CONFIG.const("BAR0_ADDR_MASK")
 _BAR_MAX = ESB_CONFIG.const("BAR0_BASE_MAX")
 _SLICE = 1 << 24            # instructions per slice when no deadline is nearer
 _NEVER = (1 << 64) - 1      # an `until` unicorn never reaches (the real one is a hook)
-_OUT = {1: 0, 2: 1, 4: 2}   # op stream codes (docs/ops.md): out, +3 in, +6 write, +9 read
+#: op stream opcodes (docs/ops.md) by (kind, size), from wdcore.ops
+_CODE = {(kind, size): bytes([ops.OPS.index(kind + ops.SUFFIX[size])])
+         for kind in ("out", "in", "write", "read") for size in (1, 2, 4)}
 _HLT = 0xF4
 
 
@@ -135,18 +138,18 @@ class UnicornBus:
     # --- counting ----------------------------------------------------------------------
     def _on_block_c(self, _uch: object, address: int, size: int, _ud: object) -> None:
         try:
-            self._on_block(self.uc, address, size, None)
+            self._on_block(address, size)
         except BaseException as exc:  # noqa: BLE001 - ctypes cannot carry it out: run re-raises
             if self._hook_error is None:
                 self._hook_error = exc
             self.uc.emu_stop()
 
-    def _on_block(self, uc: "Uc", address: int, size: int, _ud: object) -> None:
+    def _on_block(self, address: int, size: int) -> None:
         self._done += self._blk_len          # the block before ran to its end
         key = (address, size)
         entry = self._blocks.get(key)
         if entry is None:
-            insns = list(self._cs.disasm(bytes(uc.mem_read(address, size)), address))
+            insns = list(self._cs.disasm(bytes(self.uc.mem_read(address, size)), address))
             io: Optional[Tuple[int, ...]] = tuple(
                 i for i, insn in enumerate(insns) if insn.mnemonic in ("in", "out"))
             if any(insn.mnemonic.startswith(("ins", "outs", "rep")) for insn in insns):
@@ -194,12 +197,12 @@ class UnicornBus:
         d = m.next_deadline
         if d is not None and d <= t:
             # the deadline instruction is this access: the expiry comes first
-            reason = self._settle(m.run_stream(_clock_set(t)))
+            reason = self._settle(m.run_stream(_clock_set(t))[2])
             if reason is not None:
                 self._stop(k, reason)
                 return None
         _, reads, events = m.run_stream(_clock_set(t) + op)
-        reason = self._settle((None, reads, events))
+        reason = self._settle(events)
         if reason is not None:
             self._stop(k, reason)
         else:
@@ -208,9 +211,9 @@ class UnicornBus:
                 self._stop(k, "again")  # the access armed a deadline inside this slice
         return int(reads[0]) if reads else None
 
-    def _settle(self, result: Tuple[object, object, list]) -> Optional[str]:  # type: ignore[type-arg]
-        """What the guest must do after an operation: None to go on, else run's answer."""
-        _, _, events = result
+    def _settle(self, events: "list[MachineEvent]") -> Optional[str]:
+        """What the guest must do after an operation that logged ``events``: None to go
+        on, else run's answer."""
         status = self.machine.status
         if status == "poweroff":
             return "poweroff"
@@ -243,7 +246,7 @@ class UnicornBus:
                 return (1 << (8 * size)) - 1
             return int(self.fallback_in(port, size)) & ((1 << (8 * size)) - 1)
         value = self._operation(self._count_at_io(uc),
-                                bytes([3 + _OUT[size]]) + port.to_bytes(2, "little"))
+                                _CODE["in", size] + port.to_bytes(2, "little"))
         return (1 << (8 * size)) - 1 if value is None else value
 
     def _on_out(self, uc: "Uc", port: int, size: int, value: int, _ud: object) -> None:
@@ -255,7 +258,7 @@ class UnicornBus:
                 self.fallback_out(port, size, value)
             return
         self._operation(self._count_at_io(uc),
-                        bytes([_OUT[size]]) + port.to_bytes(2, "little")
+                        _CODE["out", size] + port.to_bytes(2, "little")
                         + value.to_bytes(size, "little"))
         if PCI_CONFIG_ADDRESS <= port < PCI_CONFIG_END or self._mmio_dirty:
             self._mmio_dirty = True  # a configuration write may move BAR0 or its decoding
@@ -267,7 +270,7 @@ class UnicornBus:
             if self._stop_k is not None:
                 return 0
             value = self._operation(self._count_at(self._pc()),
-                                    bytes([9 + _OUT[size]]) + (page + offset).to_bytes(8, "little"))
+                                    _CODE["read", size] + (page + offset).to_bytes(8, "little"))
             return 0 if value is None else value
         finally:
             self._in_mmio = False
@@ -277,7 +280,7 @@ class UnicornBus:
         try:
             if self._stop_k is None:
                 self._operation(self._count_at(self._pc()),
-                                bytes([6 + _OUT[size]]) + (page + offset).to_bytes(8, "little")
+                                _CODE["write", size] + (page + offset).to_bytes(8, "little")
                                 + value.to_bytes(size, "little"))
         finally:
             self._in_mmio = False
@@ -367,7 +370,7 @@ class UnicornBus:
             if left is not None:
                 n = min(n, left)
             if n == 0:  # a deadline already due at this instruction: handle it now
-                reason = self._settle(m.run_stream(_clock_set(self._now_ns())))
+                reason = self._settle(m.run_stream(_clock_set(self._now_ns()))[2])
                 if reason is not None:
                     return reason
                 if self._mmio_dirty:
@@ -398,7 +401,7 @@ class UnicornBus:
                 left -= executed
             if self._stop_k is not None and self._reason not in ("until", "again"):
                 return self._reason  # the access's own request: the clock is at its time
-            reason = self._settle(m.run_stream(_clock_set(self._now_ns())))
+            reason = self._settle(m.run_stream(_clock_set(self._now_ns()))[2])
             if reason is not None:
                 return reason
             if self._mmio_dirty:
@@ -424,4 +427,4 @@ class UnicornBus:
 
 
 def _clock_set(t: int) -> bytes:
-    return bytes([14]) + t.to_bytes(8, "little")   # docs/ops.md: clock_set
+    return bytes([ops.OP_SET]) + t.to_bytes(8, "little")

@@ -389,8 +389,15 @@ def test_op_streams_through_c_run(ds, impl):
     streams += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))) for _ in range(20)]
     for data in streams:
         m, py, _, _ = machine_pair(impl)
-        executed, reads = ds.run_stream(m, data)
+        executed, reads, consumed, stop = ds.run_stream(m, data)
         r = py.run(data)
-        assert (executed, reads) == (r.ops_executed, r.reads)
+        assert (executed, reads, consumed) == (r.ops_executed, r.reads, r.bytes_consumed)
+        assert wd_ops.RUN_STOPS[stop] == r.stopped
         assert m.events == py.events
         assert m.snapshot() == py.snapshot()
+    # the bound: a C caller stops after max_ops ops, exactly where the Python run does
+    m, py, _, _ = machine_pair(impl)
+    executed, reads, consumed, stop = ds.run_stream(m, streams[0], 7)
+    r = py.run(streams[0], max_ops=7)
+    assert (executed, consumed, wd_ops.RUN_STOPS[stop]) == (7, r.bytes_consumed, "max_ops")
+    assert m.snapshot() == py.snapshot()

@@ -38,14 +38,15 @@ def arm(m, index=IDX_2S):
 
 
 def rearm_in_callback(m, index, times=1):
-    """Let the IB700's own on_expire re-arm it (a device call, not a Machine call: §2.3
-    "clearing first ... keeps a callback's re-arm"); returns the list of device events seen."""
+    """Let the IB700's on_expire re-arm it through the bus (§2.3 "clearing first ... keeps
+    a callback's re-arm"; an access from a callback joins the operation in progress, and
+    the Machine's own devices refuse direct calls); returns the device events seen."""
     seen = []
 
     def on_expire(event):
         seen.append(event)
         if len(seen) <= times:
-            m.ib700.io_write(ARM, 1, index)
+            m.io_write(ARM, 1, index)
 
     m.ib700.on_expire = on_expire
     return seen

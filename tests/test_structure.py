@@ -235,7 +235,7 @@ ALLOWED_IMPORTS = {
     "_i6300esb_py": {"_core_py", "_snapshot", "regs", "actions"},
     "_i6300esb": {"_core", "_regs", "_snapshot", "regs", "_core_py", "actions"},
     "_machine_py": {"_core_py", "actions", "regs", "ops"},
-    "_machine": {"_core", "_ib700", "_i6300esb", "_regs", "_core_py", "actions"},
+    "_machine": {"_core", "_ib700", "_i6300esb", "_regs", "_core_py", "actions", "ops"},
     "_select": set(), "machine": {"_snapshot", "ops", "_core_py", "_select", "actions", "regs"},
     "ops": set(), "qtest": {"ops", "wdcore"}, "clients": {"regs", "ops"},
     "demo": {"clients", "wdcore", "actions", "ops"},

@@ -70,6 +70,51 @@ cdef enum:
     WD_SIGNAL = 2        # the device has a line change to report: call c_signal (GIL)
 
 
+# --- the busy guard ----------------------------------------------------------------------
+# One call at a time per object (docs/design.md "Threads, callbacks, re-entry").  Every
+# public call that acts enters its object's Guard first and leaves it at its end; a call
+# that finds the guard taken either nests (a read, clear_events or the action, from a
+# callback on the thread inside) or raises RuntimeError naming both calls.  The compiled
+# check-and-set is atomic because it runs under the GIL with no Python code between.
+cdef extern from "pythread.h":
+    unsigned long PyThread_get_thread_ident() nogil
+
+cdef enum:  # the public calls: positions in _core_py.CALLS (tests/test_structure.py)
+    CALL_IO_WRITE, CALL_IO_READ, CALL_MEM_WRITE, CALL_MEM_READ, CALL_CONFIG_WRITE
+    CALL_MMIO_WRITE, CALL_ADVANCE, CALL_ADVANCE_TO, CALL_PAUSE, CALL_RESUME
+    CALL_SYSTEM_RESET, CALL_RESET, CALL_CLEAR_EVENTS, CALL_ACTION, CALL_RUN, CALL_SNAPSHOT
+    CALL_RESTORE
+
+cdef extern from *:
+    """
+    #define WD_GUARD_OWNED ((unsigned long)-1)
+    """
+    # Guard.thread of a Machine's device: its own acting calls are refused for good.
+    unsigned long WD_GUARD_OWNED
+
+cdef struct Guard:
+    unsigned long thread  # ident of the thread inside a call; 0 when idle; GUARD_OWNED
+    int call              # the CALL_* code of that call
+
+# internal (guard_enter's slow path).  GIL.  Returns 1 when `call` may nest, else -1 with
+# the RuntimeError set (the twin's _core_py.guard_conflict decides and words it).
+cdef int guard_conflict(Guard* g, object owner, int call) except -1
+
+# Enter `owner`'s guard `g` for public call `call` (a CALL_* code).  GIL.  Returns 0:
+# entered, call guard_leave(g) at the end (also on error); 1: the call nests, do not
+# leave; -1 with RuntimeError set: refused, nothing done.
+cdef inline int guard_enter(Guard* g, object owner, int call) except -1:
+    if g.thread != 0:
+        return guard_conflict(g, owner, call)
+    g.thread = PyThread_get_thread_ident()
+    g.call = call
+    return 0
+
+# Leave a guard entered with guard_enter's 0.  nogil, never fails.
+cdef inline void guard_leave(Guard* g) noexcept nogil:
+    g.thread = 0
+
+
 cdef class ArmCounter:
     # Source of arming sequence numbers; shared by the devices of one Machine so
     # that equal deadlines fire in the order they were armed (SPEC.md 1.4).
@@ -120,6 +165,7 @@ cdef class Watchdog:
     cdef list log                 # WatchdogEvent log (the ``events`` property); GIL
     cdef uint64_t expiries        # WatchdogEvents produced so far (a count; advance's return value)
     cdef object _on_expire        # None or callable(WatchdogEvent) (the on_expire property); GIL
+    cdef Guard guard              # its public calls in progress (owned once in a Machine)
     cdef list errors              # exceptions from this device's callbacks, held until the end
                                   # of the host call that ran them (a Machine's list, when in
                                   # one): a failing callback never cuts an expiry short; GIL
@@ -159,20 +205,24 @@ cdef class Watchdog:
     @cython.final
     cdef inline int c_action_code(self) noexcept nogil:
         return self.action_code
+    # internal (a Machine's action).  Set the action in force by code (an index into
+    # actions.ACTIONS; the caller ensures it is one).  nogil, never fails.
+    @cython.final
+    cdef inline void c_set_action_code(self, int code) noexcept nogil:
+        self.action_code = code
     # Call a host callback fn(arg); an exception it raises is kept in `errors` (the first
     # propagates at the end of the host call, after the operation completed).  GIL.
     @cython.final
     cdef int c_call(self, object fn, object arg) except -1
-    # internal (MachineCore's constructor).  Take a Machine's error list.  GIL.
-    @cython.final
-    cdef void c_share_errors(self, list errors)
     # A standalone device's end of a host call: raise the first kept exception, if any.
     @cython.final
     cdef int c_raise_errors(self) except -1
-    # internal (MachineCore's constructor).  Take a Machine's arming counter (not None).
-    # Needs the GIL (a reference changes); never fails.
+    # internal (MachineCore's constructor).  The device becomes a Machine's: it takes the
+    # Machine's arming counter (not None) and error list, and its guard is owned for good
+    # (its own acting calls raise RuntimeError).  GIL; -1 with RuntimeError when one of
+    # its calls is in progress.
     @cython.final
-    cdef void c_share_counter(self, ArmCounter counter)
+    cdef int c_join(self, ArmCounter counter, list errors) except -1
     # internal (c_run_until, c_end_access, a Machine's timer list).  Reach the current
     # deadline: now moves to it unless overdue, c_fire acts.  Returns 1 for an expiry
     # event (then the caller reports it: c_notify, and a Machine's effect), 0 when the

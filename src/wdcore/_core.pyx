@@ -34,8 +34,13 @@ cdef class Watchdog:
         return &self.timer
 
     @cython.final
-    cdef void c_share_counter(self, ArmCounter counter):
+    cdef int c_join(self, ArmCounter counter, list errors) except -1:
+        if self.guard.thread != 0:
+            raise RuntimeError("a device joins a Machine while one of its calls is in progress")
+        self.guard.thread = WD_GUARD_OWNED
         self.counter = counter
+        self.errors = errors
+        return 0
 
     @cython.final
     cdef int c_expire(self) except -1:
@@ -61,10 +66,6 @@ cdef class Watchdog:
         except BaseException as exc:  # held, not lost: it propagates at the end of the call
             self.errors.append(exc)
         return 0
-
-    @cython.final
-    cdef void c_share_errors(self, list errors):
-        self.errors = errors
 
     @cython.final
     cdef int c_raise_errors(self) except -1:
@@ -115,14 +116,24 @@ cdef class Watchdog:
 
     def advance(self, delta_ns):
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
-        cdef int n = self.c_run_until(arg_delta(self.timer.now, delta_ns))
-        self.c_raise_errors()
+        cdef int n
+        guard_enter(&self.guard, self, CALL_ADVANCE)  # acting calls never nest: 0 or raised
+        try:
+            n = self.c_run_until(arg_delta(self.timer.now, delta_ns))
+            self.c_raise_errors()
+        finally:
+            guard_leave(&self.guard)
         return n
 
     def advance_to(self, t_ns):
         """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
-        cdef int n = self.c_run_until(arg_time(self.timer.now, t_ns))
-        self.c_raise_errors()
+        cdef int n
+        guard_enter(&self.guard, self, CALL_ADVANCE_TO)
+        try:
+            n = self.c_run_until(arg_time(self.timer.now, t_ns))
+            self.c_raise_errors()
+        finally:
+            guard_leave(&self.guard)
         return n
 
     @property
@@ -141,7 +152,12 @@ cdef class Watchdog:
 
     @action.setter
     def action(self, action):
-        self.action_code = ACTION_CODE[coerce_action(action)]
+        cdef int nested = guard_enter(&self.guard, self, CALL_ACTION)  # 1: from a callback
+        try:
+            self.action_code = ACTION_CODE[coerce_action(action)]
+        finally:
+            if not nested:
+                guard_leave(&self.guard)
 
     @property
     def events(self):
@@ -152,8 +168,12 @@ cdef class Watchdog:
 
     def reset(self):
         """The device's power-on/system reset (SPEC.md)."""
-        self.c_reset()
-        self.c_raise_errors()
+        guard_enter(&self.guard, self, CALL_RESET)
+        try:
+            self.c_reset()
+            self.c_raise_errors()
+        finally:
+            guard_leave(&self.guard)
 
     def snapshot(self):
         """The device's state as versioned, checksummed bytes (docs/snapshot.md)."""
@@ -175,10 +195,31 @@ cdef class Watchdog:
 
     def restore(self, data):
         """Take back a snapshot; bad data is a ValueError and changes nothing."""
-        self._apply(self.STATE.unpack(_core_py.check_bytes(data)))
+        guard_enter(&self.guard, self, CALL_RESTORE)
+        try:
+            self._apply(self.STATE.unpack(_core_py.check_bytes(data)))
+        finally:
+            guard_leave(&self.guard)
 
     def __reduce__(self):
         return (_core_py.rebuild, (type(self), self.snapshot()))
+
+
+cdef int guard_conflict(Guard* g, object owner, int call) except -1:
+    cdef unsigned long holder = g.thread
+    _core_py.guard_conflict(owner, call, g.call, holder == WD_GUARD_OWNED,
+                            holder == PyThread_get_thread_ident())
+    return 1  # the twin's check returned: the call nests
+
+
+def c_calls():
+    """The CALL_* enum, for tests/test_structure.py to compare with _core_py.CALLS."""
+    return {"IO_WRITE": CALL_IO_WRITE, "IO_READ": CALL_IO_READ, "MEM_WRITE": CALL_MEM_WRITE,
+            "MEM_READ": CALL_MEM_READ, "CONFIG_WRITE": CALL_CONFIG_WRITE,
+            "MMIO_WRITE": CALL_MMIO_WRITE, "ADVANCE": CALL_ADVANCE, "ADVANCE_TO": CALL_ADVANCE_TO,
+            "PAUSE": CALL_PAUSE, "RESUME": CALL_RESUME, "SYSTEM_RESET": CALL_SYSTEM_RESET,
+            "RESET": CALL_RESET, "CLEAR_EVENTS": CALL_CLEAR_EVENTS, "ACTION": CALL_ACTION,
+            "RUN": CALL_RUN, "SNAPSHOT": CALL_SNAPSHOT, "RESTORE": CALL_RESTORE}
 
 
 cdef int raise_held(list errors) except -1:

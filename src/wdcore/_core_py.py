@@ -19,8 +19,11 @@ compiled one does.
 """
 from __future__ import annotations
 
+import functools
 import operator
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Tuple, Type, TypedDict, TypeVar
+import threading
+from typing import (TYPE_CHECKING, Any, Callable, Concatenate, Optional, ParamSpec, Protocol,
+                    Tuple, Type, TypedDict, TypeVar)
 
 from wdcore.regs import PC_BUS
 from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
@@ -149,6 +152,101 @@ def piece_size(offset: int, left: int) -> int:
 
 
 # --- arming numbers, timers -------------------------------------------------------------
+# --- the busy guard: one call at a time (docs/design.md "Threads, callbacks, re-entry") -----
+#: The public calls a guard tells apart, by code (_core.pxd's CALL_* enum, position for
+#: position: tests/test_structure.py), each with whether a callback may make it while a
+#: call of the same object is in progress on its own thread.  Guest accesses nest: they
+#: join the operation in progress, at the callback's now (its requests act, and its
+#: callbacks' exceptions propagate, at that operation's end), as do clearing the log and
+#: setting the action.  What moves time or the run state, resets, runs, snapshots or
+#: restores would cut the operation in two, and does not nest.
+CALLS: Tuple[Tuple[str, bool], ...] = (
+    ("io_write", True), ("io_read", True), ("mem_write", True), ("mem_read", True),
+    ("config_write", True), ("mmio_write", True), ("advance", False), ("advance_to", False),
+    ("pause", False), ("resume", False), ("system_reset", False), ("reset", False),
+    ("clear_events", True), ("action", True), ("run", False), ("snapshot", False),
+    ("restore", False))
+(CALL_IO_WRITE, CALL_IO_READ, CALL_MEM_WRITE, CALL_MEM_READ, CALL_CONFIG_WRITE, CALL_MMIO_WRITE,
+ CALL_ADVANCE, CALL_ADVANCE_TO, CALL_PAUSE, CALL_RESUME, CALL_SYSTEM_RESET, CALL_RESET,
+ CALL_CLEAR_EVENTS, CALL_ACTION, CALL_RUN, CALL_SNAPSHOT, CALL_RESTORE) = range(len(CALLS))
+#: a Guard's thread while its device belongs to a Machine: the device's own acting calls
+#: are refused for good (the Machine drives it through the C-level contract)
+GUARD_OWNED = -1
+
+
+def guard_conflict(owner: object, call: int, holder: int, owned: bool, same_thread: bool) -> None:
+    """A call reached a busy guard: return when it may nest (a read from a callback of
+    the call in progress), else raise the RuntimeError that names the conflict.  Shared
+    by both implementations (the compiled guard calls it only on a conflict)."""
+    name, nests = CALLS[call]
+    cls = type(owner).__name__
+    if owned:
+        raise RuntimeError(f"{cls}.{name}: this device belongs to a Machine; drive it through "
+                           "the Machine (its bus, advance, action, system_reset, restore)")
+    if same_thread:
+        if nests:
+            return
+        raise RuntimeError(f"{cls}.{name} called from a callback while {cls}.{CALLS[holder][0]} "
+                           "is in progress: only guest accesses, clear_events and setting the "
+                           "action can nest; make this call after that one returns")
+    raise RuntimeError(f"{cls}.{name}: this {cls} is in use by another thread "
+                       f"({cls}.{CALLS[holder][0]}); use it from one thread at a time")
+
+
+class Guard:
+    """Which thread is inside which public call of one object (a Machine, a standalone
+    device); the twin of _core.pxd's Guard.  ``enter`` returns True when the call may go
+    on (then ``leave`` at its end), False when it nests (no ``leave``), or raises."""
+
+    __slots__ = ("_lock", "thread", "call", "nested")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the check-and-set of thread, atomic in Python code
+        self.thread = 0                # ident of the thread inside a call; 0 when idle
+        self.call = 0                  # the CALL_* code of that call
+        self.nested = 0                # nested calls in progress (the compiled methods' flag)
+
+    def enter(self, owner: object, call: int) -> bool:
+        if self._lock.acquire(False):
+            self.thread, self.call = threading.get_ident(), call
+            return True
+        # thread is 0 only in the instant after another thread's acquire: not ours either
+        guard_conflict(owner, call, self.call, self.thread == GUARD_OWNED,
+                       self.thread == threading.get_ident())
+        return False
+
+    def leave(self) -> None:
+        self.thread = 0  # before the release: a failed enter never sees its own ident stale
+        self._lock.release()
+
+    def own(self) -> None:
+        """The object now belongs to a Machine: every later enter conflicts."""
+        if not self._lock.acquire(False):
+            raise RuntimeError("a device joins a Machine while one of its calls is in progress")
+        self.thread = GUARD_OWNED
+
+
+def guarded(call: int) -> Callable[[Callable[Concatenate[_G, _P], _R]], Callable[Concatenate[_G, _P], _R]]:
+    """The twin's form of the compiled methods' guard: the method runs inside
+    ``self._guard`` as public call ``call`` (a nested call runs without entering)."""
+    def wrap(fn: Callable[Concatenate[_G, _P], _R]) -> Callable[Concatenate[_G, _P], _R]:
+        def method(self: _G, /, *args: _P.args, **kw: _P.kwargs) -> _R:
+            guard = self._guard
+            if not guard.enter(self, call):
+                guard.nested += 1  # a nested call ends no operation (methods test it)
+                try:
+                    return fn(self, *args, **kw)
+                finally:
+                    guard.nested -= 1
+            try:
+                return fn(self, *args, **kw)
+            finally:
+                guard.leave()
+        functools.update_wrapper(method, fn)
+        return method
+    return wrap
+
+
 class ArmCounter:
     """Source of arming sequence numbers; a Machine shares one among its devices so
     that equal deadlines fire in arming order across devices (SPEC.md §1.4)."""
@@ -213,6 +311,15 @@ if TYPE_CHECKING:
 
     _W = TypeVar("_W", bound="Watchdog")
 
+    class _Guarded(Protocol):
+        """What ``guarded`` methods belong to: an object with a busy guard."""
+
+        _guard: Guard
+
+    _G = TypeVar("_G", bound=_Guarded)
+    _P = ParamSpec("_P")
+    _R = TypeVar("_R")
+
 
 # --- the device base ----------------------------------------------------------------
 class Watchdog:
@@ -231,6 +338,7 @@ class Watchdog:
         self._errors: list[BaseException] = []
         self._on_expire: Optional[Callable[[WatchdogEvent], object]] = None
         self.on_expire = on_expire
+        self._guard = Guard()  # one call at a time; owned for good once in a Machine
 
     if TYPE_CHECKING:  # each device class has its own (its record, _snapshot's); not here at run time
         def _state(self) -> _Record: ...
@@ -262,8 +370,17 @@ class Watchdog:
         """The action code in force (an index into ACTIONS), for a Machine's delivery."""
         return self._action_code
 
-    def c_share_counter(self, counter: ArmCounter) -> None:
+    def c_set_action_code(self, code: int) -> None:
+        """Set the action in force by code (a Machine's ``action``: its devices' own
+        setters refuse, as they are the Machine's)."""
+        self._action_code = code
+
+    def c_join(self, counter: ArmCounter, errors: list[BaseException]) -> None:
+        """The device becomes a Machine's: it shares the Machine's arming counter and
+        error list, and its own acting calls are refused from now on."""
+        self._guard.own()
         self._counter = counter
+        self._errors = errors
 
     def c_expire(self) -> int:
         """Reach the current deadline: now moves to it (an overdue one fires at the
@@ -291,9 +408,6 @@ class Watchdog:
             fn(arg)
         except BaseException as exc:  # noqa: BLE001 - held, not lost
             self._errors.append(exc)
-
-    def c_share_errors(self, errors: list[BaseException]) -> None:
-        self._errors = errors
 
     def c_raise_errors(self) -> None:
         """A standalone device's end of a host call: raise the first held exception."""
@@ -342,12 +456,14 @@ class Watchdog:
         """Absolute time of the next timer event in ns, or None when idle."""
         return self._timer.deadline if self._timer.armed else None
 
+    @guarded(CALL_ADVANCE)
     def advance(self, delta_ns: int) -> int:
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
         n = self.c_run_until(check_delta(self._timer.now, delta_ns))
         self.c_raise_errors()
         return n
 
+    @guarded(CALL_ADVANCE_TO)
     def advance_to(self, t_ns: int) -> int:
         """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
         n = self.c_run_until(check_time(self._timer.now, t_ns))
@@ -369,6 +485,7 @@ class Watchdog:
         return ACTIONS[self._action_code]
 
     @action.setter
+    @guarded(CALL_ACTION)
     def action(self, action: WatchdogAction | str) -> None:
         self._action_code = ACTION_CODE[coerce_action(action)]
 
@@ -379,6 +496,7 @@ class Watchdog:
     def clear_events(self) -> None:
         self._log.clear()
 
+    @guarded(CALL_RESET)
     def reset(self) -> None:
         """The device's power-on/system reset (SPEC.md)."""
         self.c_reset()
@@ -399,6 +517,7 @@ class Watchdog:
         t.now, self._action_code, t.armed = state.now, state.action, state.armed
         t.deadline, t.seq, self._counter.value = state.deadline, state.seq, state.counter
 
+    @guarded(CALL_RESTORE)
     def restore(self, data: bytes) -> None:
         """Take back a snapshot; bad data is a ValueError and changes nothing."""
         # every device class has STATE and _apply, a pair of its own record type

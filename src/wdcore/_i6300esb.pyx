@@ -4,7 +4,8 @@ Twin: _i6300esb_py.py.  Registers: wdcore.regs (offsets and bits through _regs.p
 cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
-from wdcore._core cimport (Watchdog, WD_DUE, WD_SIGNAL, arg_config_offset, arg_size,
+from wdcore._core cimport (CALL_CONFIG_WRITE, CALL_MMIO_WRITE, Watchdog, WD_DUE, WD_SIGNAL,
+                          guard_enter, guard_leave, arg_config_offset, arg_size,
                            arg_value, arg_window_offset, piece_size)
 from wdcore._regs cimport *
 
@@ -75,11 +76,20 @@ cdef class I6300ESB(Watchdog):
 
     def config_write(self, offset, size, value):
         """A configuration write of ``size`` bytes at ``offset`` (0..0xff)."""
-        cdef unsigned int o = arg_config_offset(offset)
-        cdef int s = arg_size(size)
-        cdef uint32_t v = arg_value(value, s)
-        self.c_end_access(self.c_config_write(o, s, v))
-        self.c_raise_errors()
+        cdef unsigned int o
+        cdef int s
+        cdef uint32_t v
+        cdef int nested = guard_enter(&self.guard, self, CALL_CONFIG_WRITE)  # 1: from a callback
+        try:
+            o = arg_config_offset(offset)
+            s = arg_size(size)
+            v = arg_value(value, s)
+            self.c_end_access(self.c_config_write(o, s, v))
+            if not nested:  # nested: held for the call in progress
+                self.c_raise_errors()
+        finally:
+            if not nested:
+                guard_leave(&self.guard)
 
     cdef uint32_t c_config_read(self, unsigned int offset, int size) noexcept nogil:
         cdef uint32_t value = 0
@@ -130,11 +140,20 @@ cdef class I6300ESB(Watchdog):
 
     def mmio_write(self, offset, size, value):
         """A write of ``size`` bytes at ``offset`` relative to BAR0 (offset + size <= 16)."""
-        cdef int s = arg_size(size)
-        cdef uint32_t v = arg_value(value, s)
-        cdef unsigned int o = arg_window_offset(offset, s, ESB_SIZE, "BAR0")
-        self.c_end_access(self.c_mmio_write(o, s, v))
-        self.c_raise_errors()
+        cdef int s
+        cdef uint32_t v
+        cdef unsigned int o
+        cdef int nested = guard_enter(&self.guard, self, CALL_MMIO_WRITE)  # 1: from a callback
+        try:
+            s = arg_size(size)
+            v = arg_value(value, s)
+            o = arg_window_offset(offset, s, ESB_SIZE, "BAR0")
+            self.c_end_access(self.c_mmio_write(o, s, v))
+            if not nested:  # nested: held for the call in progress
+                self.c_raise_errors()
+        finally:
+            if not nested:
+                guard_leave(&self.guard)
 
     cdef uint32_t c_mmio_read(self, unsigned int offset, int size) noexcept nogil:
         cdef uint32_t value = 0, piece

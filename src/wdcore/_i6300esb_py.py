@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from wdcore import _snapshot
-from wdcore._core_py import (WD_DUE, WD_SIGNAL, Watchdog, check_bool, check_callback, rebuild,
-                             check_config_offset, check_size, check_value, check_window_offset,
+from wdcore._core_py import (CALL_CONFIG_WRITE, CALL_MMIO_WRITE, WD_DUE, WD_SIGNAL, Watchdog,
+                             check_bool, check_callback, guarded, rebuild, check_config_offset, check_size, check_value, check_window_offset,
                              piece_size)
 from wdcore.actions import WatchdogAction, WatchdogEvent
 from wdcore.regs import (CFG_SIZE, CFG_WDT_CONFIG, CFG_WDT_LOCK, CONFIG_RESET_OFFSETS,
@@ -71,13 +71,15 @@ class I6300ESB(Watchdog):
         size = check_size(size)
         return self.c_config_read(off, size)
 
+    @guarded(CALL_CONFIG_WRITE)
     def config_write(self, offset: int, size: int, value: int) -> None:
         """A configuration write of ``size`` bytes at ``offset`` (0..0xff)."""
         off = check_config_offset(offset)
         size = check_size(size)
         value = check_value(value, size)
         self.c_end_access(self.c_config_write(off, size, value))
-        self.c_raise_errors()
+        if not self._guard.nested:  # nested: held for the operation in progress
+            self.c_raise_errors()
 
     def c_config_read(self, off: int, size: int) -> int:
         if off == CFG_WDT_CONFIG and size == 2:
@@ -122,13 +124,15 @@ class I6300ESB(Watchdog):
         off = check_window_offset(offset, size, MMIO_SIZE, "BAR0")
         return self.c_mmio_read(off, size)
 
+    @guarded(CALL_MMIO_WRITE)
     def mmio_write(self, offset: int, size: int, value: int) -> None:
         """A write of ``size`` bytes at ``offset`` relative to BAR0 (offset + size <= 16)."""
         size = check_size(size)
         value = check_value(value, size)
         off = check_window_offset(offset, size, MMIO_SIZE, "BAR0")
         self.c_end_access(self.c_mmio_write(off, size, value))
-        self.c_raise_errors()
+        if not self._guard.nested:  # nested: held for the operation in progress
+            self.c_raise_errors()
 
     def c_mmio_read(self, off: int, size: int) -> int:
         value, pos = 0, off

@@ -2,7 +2,8 @@
 """The IB700, compiled (SPEC.md 2).  Twin: _ib700_py.py."""
 cimport cython
 from libc.stdint cimport uint64_t
-from wdcore._core cimport Watchdog, WD_DUE, arg_port, arg_size, arg_value
+from wdcore._core cimport (CALL_IO_WRITE, Watchdog, WD_DUE, arg_port, arg_size, arg_value,
+                          guard_enter, guard_leave)
 from wdcore._regs cimport (IB700_PORT_FIRST, IB700_PORT_LAST, IB700_WDT_START,
                            IB700_WDT_START_INDEX)
 
@@ -24,13 +25,21 @@ cdef class IB700(Watchdog):
     # --- guest side -----------------------------------------------------------------
     def io_write(self, port, size, value):
         """A guest write of ``size`` bytes to I/O ``port``."""
-        cdef unsigned int p = arg_port(port)
-        cdef int s = arg_size(size)
-        cdef unsigned int v = arg_value(value, s)
-        cdef int flags = self.c_write(p, s, v)
-        if flags:
-            self.c_end_access(flags)
-            self.c_raise_errors()
+        cdef unsigned int p, v
+        cdef int s, flags
+        cdef int nested = guard_enter(&self.guard, self, CALL_IO_WRITE)  # 1: from a callback
+        try:
+            p = arg_port(port)
+            s = arg_size(size)
+            v = arg_value(value, s)
+            flags = self.c_write(p, s, v)
+            if flags:
+                self.c_end_access(flags)
+                if not nested:  # nested: held for the call in progress
+                    self.c_raise_errors()
+        finally:
+            if not nested:
+                guard_leave(&self.guard)
 
     def io_read(self, port, size):
         """A guest read: the IB700 reads all-ones of the width, with no side effect."""

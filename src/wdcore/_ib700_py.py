@@ -6,7 +6,8 @@ on the shared :class:`~wdcore._core_py.Watchdog` base.  No cleverness here on pu
 from __future__ import annotations
 
 from wdcore import _snapshot
-from wdcore._core_py import WD_DUE, Watchdog, rebuild, check_port, check_size, check_value
+from wdcore._core_py import (CALL_IO_WRITE, WD_DUE, Watchdog, check_port, check_size, check_value,
+                             guarded, rebuild)
 from wdcore.regs import IB700_INDEX, IB700_PORT_FIRST, IB700_PORT_LAST, IB700_START
 from wdcore.regs import IB700_TIMEOUT_NS as TIMEOUT_NS  # per index: 30 - 2*index seconds
 
@@ -17,6 +18,7 @@ class IB700(Watchdog):
     KIND = "ib700"
 
     # --- guest side -----------------------------------------------------------
+    @guarded(CALL_IO_WRITE)
     def io_write(self, port: int, size: int, value: int) -> None:
         """A guest write of ``size`` bytes to I/O ``port``."""
         port = check_port(port)
@@ -25,7 +27,8 @@ class IB700(Watchdog):
         flags = self.c_write(port, size, value)
         if flags:
             self.c_end_access(flags)
-            self.c_raise_errors()
+            if not self._guard.nested:  # nested: held for the operation in progress
+                self.c_raise_errors()
 
     def io_read(self, port: int, size: int) -> int:
         """A guest read: the IB700 reads all-ones of the width, with no side effect."""

@@ -31,12 +31,14 @@
 #   5. Do not drive the Machine's devices (ib, esb) through their own access methods,
 #      c_run_until or c_end_access: that bypasses the bus and the Machine's delivery.
 #      Reading their fields is fine.
-#   6. One thread at a time, holding a reference to the Machine; no Machine call from
-#      inside its callbacks (re-entrant calls are unsupported, as in Python).
+#   6. One thread at a time, holding a reference to the Machine, and no Machine call from
+#      inside its callbacks: the Python methods enforce this with `guard` (docs/design.md
+#      "Threads, callbacks, re-entry"); C-level callers keep it themselves, or enter the
+#      guard (_core.pxd's guard_enter / guard_leave) around their calls.
 cimport cython
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from wdcore._core cimport ArmCounter, Timer, Watchdog
+from wdcore._core cimport ArmCounter, Guard, Timer, Watchdog
 from wdcore._ib700 cimport IB700
 from wdcore._i6300esb cimport I6300ESB
 
@@ -50,6 +52,18 @@ cdef enum:  # run states (status_no): positions in actions.RUN_STATES (tests/tes
     PRELAUNCH = 3                 # reset while stopped
     SHUTDOWN = 4                  # finished: accesses are dropped (reads all-ones / 0)
     POWEROFF = 5                  # finished at once (poweroff): accesses dropped, time stays
+
+cdef enum:  # why a run stopped (RunProgress.stop): positions in ops.RUN_STOPS
+    RUN_END = 0                   # the stream's end (a trailing partial op is not consumed)
+    RUN_FINISHED = 1              # status_no >= SHUTDOWN
+    RUN_MAX_OPS = 2               # the ops bound was reached
+    RUN_MAX_EVENTS = 3            # the events bound was reached (after the op that reached it)
+    RUN_ERROR = 4                 # an exception: a callback's, Ctrl-C, MemoryError
+
+cdef struct RunProgress:          # where a run stands; the caller initialises {0, 0, RUN_ERROR}
+    Py_ssize_t pos                # bytes consumed: every op executed, whole
+    Py_ssize_t executed           # ops executed (one that raised at its end included)
+    int stop                      # RUN_*: set when the run returns normally
 
 cdef struct ReadBuffer:           # values read by Machine.run, grown with realloc
     uint32_t* values              # NULL until the first read; the caller frees it (libc free)
@@ -84,6 +98,8 @@ cdef class MachineCore:
     cdef list errors              # callbacks' exceptions (its own and its devices'), held until
                                   # the end of the operation; GIL
     cdef bint has_errors          # errors is not empty (readable without the GIL)
+    cdef uint64_t logged          # events logged so far (a count; a run's events bound)
+    cdef Guard guard              # the public call in progress, and its thread
 
     # Every method is final: Python's Machine derives from this class, but nothing
     # overrides its C level, so the calls are direct.
@@ -174,12 +190,17 @@ cdef class MachineCore:
     cdef int c_process_requests(self) except -1
     # --- op streams ---------------------------------------------------------------------------
     # Execute the binary op stream buf[0:n] (docs/ops.md; any bytes are valid), each op
-    # ended as above, until its end or status_no >= SHUTDOWN: what run_stream does, minus
-    # the event capture.  Values read are appended to *reads, which the caller
-    # initialises to {NULL, 0, 0} and frees (free(reads.values)) on success and error;
-    # *executed grows by one per op executed.  nogil (takes the GIL for expiries and
-    # requests).  Returns 0, or -1 with a callback's exception or MemoryError set.  The
-    # caller keeps buf alive and unchanged during the call.
+    # ended as above, until its end, status_no >= SHUTDOWN, max_ops ops executed or
+    # max_events events logged (a bound < 0 is none; both are checked between ops):
+    # what run_stream does, minus the event capture and the guard.  Values read are
+    # appended to *reads, which the caller initialises to {NULL, 0, 0} and frees
+    # (free(reads.values)) on success and error; *progress (initialised {0, 0,
+    # RUN_ERROR}) says where it stands after every op, and why it stopped.  Every 1024
+    # ops it takes the GIL to run Python's signal handlers, so Ctrl-C stops it between
+    # two ops.  nogil (takes the GIL for expiries, requests and signals).  Returns 0, or
+    # -1 with a callback's exception, a signal handler's (KeyboardInterrupt) or
+    # MemoryError set.  The caller keeps buf alive and unchanged during the call.
     @cython.final
-    cdef int c_run(self, const uint8_t* buf, Py_ssize_t n, ReadBuffer* reads,
-                   Py_ssize_t* executed) except -1 nogil
+    cdef int c_run(self, const uint8_t* buf, Py_ssize_t n, Py_ssize_t max_ops,
+                   Py_ssize_t max_events, ReadBuffer* reads,
+                   RunProgress* progress) except -1 nogil

@@ -13,9 +13,12 @@ from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from wdcore._core cimport (ArmCounter, Timer, Watchdog, WD_DUE, WD_SIGNAL, WD_TIME_MAX_NS,
-                           arg_delta, arg_port, arg_size, arg_time, arg_value, piece_size, raise_held,
-                           timer_before, timer_due, wd_small_int)
+from wdcore._core cimport (ArmCounter, CALL_ACTION, CALL_ADVANCE, CALL_ADVANCE_TO,
+                           CALL_CLEAR_EVENTS, CALL_IO_READ, CALL_IO_WRITE, CALL_MEM_READ,
+                           CALL_MEM_WRITE, CALL_PAUSE, CALL_RESUME, CALL_RUN, CALL_SYSTEM_RESET,
+                           Timer, Watchdog, WD_DUE, WD_SIGNAL, WD_TIME_MAX_NS, arg_delta, arg_port,
+                           arg_size, arg_time, arg_value, guard_enter, guard_leave, piece_size,
+                           raise_held, timer_before, timer_due, wd_small_int)
 from wdcore._ib700 cimport IB700
 from wdcore._i6300esb cimport I6300ESB
 from wdcore._regs cimport (ESB_SIZE, IB700_PORT_FIRST, IB700_PORT_LAST, PCI_CONFIG_ADDRESS,
@@ -26,6 +29,10 @@ from wdcore._regs cimport (ESB_SIZE, IB700_PORT_FIRST, IB700_PORT_LAST, PCI_CONF
 
 from wdcore._core_py import check_addr, check_callback
 from wdcore.actions import ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET, coerce_action
+from wdcore.ops import RUN_STOPS
+
+cdef extern from "Python.h":
+    int PyErr_CheckSignals() except -1
 
 # the run states (RUNNING .. POWEROFF) are declared in _machine.pxd, for cimporting code
 
@@ -54,6 +61,9 @@ cdef int EFFECT_REQUESTS[MAX_ACTIONS]
 cdef bint EFFECT_POWER_OFF[MAX_ACTIONS]
 cdef tuple EFFECT_EVENT = tuple(e.immediate_event for e in EFFECTS)
 cdef tuple _ACTIONS = ACTIONS
+cdef tuple _RUN_STOPS = RUN_STOPS
+cdef enum:
+    SIGNAL_EVERY = 1024  # ops between two runs of Python's signal handlers in c_run
 for _i, _e in enumerate(EFFECTS):
     EFFECT_REQUESTS[_i] = int(_e.request)
     EFFECT_POWER_OFF[_i] = _e.power_off
@@ -72,6 +82,8 @@ def c_constants():
                            "PRELAUNCH": PRELAUNCH, "SHUTDOWN": SHUTDOWN, "POWEROFF": POWEROFF},
             "requests": {"SHUTDOWN": REQ_SHUTDOWN, "RESET": REQ_RESET,
                          "POWERDOWN": REQ_POWERDOWN, "STOP": REQ_STOP},
+            "run_stops": {"END": RUN_END, "FINISHED": RUN_FINISHED, "MAX_OPS": RUN_MAX_OPS,
+                          "MAX_EVENTS": RUN_MAX_EVENTS, "ERROR": RUN_ERROR},
             "opcodes": {"OUTB": OP_OUTB, "INB": OP_INB, "WRITEB": OP_WRITEB, "READB": OP_READB,
                         "STEP": OP_STEP, "STEP_BARE": OP_STEP_BARE, "SET": OP_SET,
                         "STEP32": OP_STEP32}}
@@ -119,8 +131,7 @@ cdef class MachineCore:
         self.n_devices = len(self.devices)
         for i, d in enumerate(self.devices):
             dev = <Watchdog?>d
-            dev.c_share_counter(counter)
-            dev.c_share_errors(self.errors)
+            dev.c_join(counter, self.errors)
             self.timers[i] = dev.c_timer()
             self.owners[i] = <PyObject*>dev
         self.esb_slot = esb_slot
@@ -133,19 +144,33 @@ cdef class MachineCore:
     # --- port I/O ---------------------------------------------------------------------------
     def io_write(self, port, size, value):
         """A guest OUT of ``size`` bytes to ``port``."""
-        cdef unsigned int p = arg_port(port)
-        cdef int s = arg_size(size)
-        cdef unsigned int v = arg_value(value, s)
-        self.c_io_write(p, s, v)
-        self.c_end_operation()
+        cdef unsigned int p, v
+        cdef int s
+        cdef int nested = guard_enter(&self.guard, self, CALL_IO_WRITE)  # 1: from a callback
+        try:
+            p = arg_port(port)
+            s = arg_size(size)
+            v = arg_value(value, s)
+            self.c_io_write(p, s, v)
+            if not nested:  # nested: part of the operation in progress, which ends it
+                self.c_end_operation()
+        finally:
+            if not nested:
+                guard_leave(&self.guard)
 
     def io_read(self, port, size):
-        """A guest IN of ``size`` bytes from ``port``."""
-        cdef unsigned int p = arg_port(port)
-        cdef int s = arg_size(size)
-        cdef uint32_t v = self.c_io_read(p, s)
-        self.c_end_operation()
-        return v
+        """A guest IN of ``size`` bytes from ``port`` (from a callback: the value at that
+        instant, inside the operation in progress)."""
+        cdef unsigned int p
+        cdef int s
+        cdef int nested = guard_enter(&self.guard, self, CALL_IO_READ)
+        try:
+            p = arg_port(port)
+            s = arg_size(size)
+            return self.c_io_read(p, s)  # a read ends no operation: it raises no request
+        finally:
+            if not nested:
+                guard_leave(&self.guard)
 
     @cython.final
     cdef int c_io_write(self, uint32_t port, int size, uint32_t value) except -1 nogil:
@@ -218,19 +243,34 @@ cdef class MachineCore:
     # --- memory -------------------------------------------------------------------------------
     def mem_write(self, addr, size, value):
         """A guest store of ``size`` bytes at physical ``addr``."""
-        cdef int s = arg_size(size)
-        cdef uint64_t a = arg_addr(addr, s)
-        cdef unsigned int v = arg_value(value, s)
-        self.c_mem_write(a, s, v)
-        self.c_end_operation()
+        cdef int s
+        cdef uint64_t a
+        cdef unsigned int v
+        cdef int nested = guard_enter(&self.guard, self, CALL_MEM_WRITE)
+        try:
+            s = arg_size(size)
+            a = arg_addr(addr, s)
+            v = arg_value(value, s)
+            self.c_mem_write(a, s, v)
+            if not nested:
+                self.c_end_operation()
+        finally:
+            if not nested:
+                guard_leave(&self.guard)
 
     def mem_read(self, addr, size):
-        """A guest load of ``size`` bytes at physical ``addr``."""
-        cdef int s = arg_size(size)
-        cdef uint64_t a = arg_addr(addr, s)
-        cdef uint32_t v = self.c_mem_read(a, s)
-        self.c_end_operation()
-        return v
+        """A guest load of ``size`` bytes at physical ``addr`` (from a callback: the value
+        at that instant)."""
+        cdef int s
+        cdef uint64_t a
+        cdef int nested = guard_enter(&self.guard, self, CALL_MEM_READ)
+        try:
+            s = arg_size(size)
+            a = arg_addr(addr, s)
+            return self.c_mem_read(a, s)
+        finally:
+            if not nested:
+                guard_leave(&self.guard)
 
     @cython.final
     cdef int c_mem_write(self, uint64_t addr, int size, uint32_t value) except -1 nogil:
@@ -309,11 +349,19 @@ cdef class MachineCore:
 
     def advance(self, delta_ns):
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
-        return self.c_run_until(arg_delta(self.now_ns, delta_ns))
+        guard_enter(&self.guard, self, CALL_ADVANCE)
+        try:
+            return self.c_run_until(arg_delta(self.now_ns, delta_ns))
+        finally:
+            guard_leave(&self.guard)
 
     def advance_to(self, t_ns):
         """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
-        return self.c_run_until(arg_time(self.now_ns, t_ns))
+        guard_enter(&self.guard, self, CALL_ADVANCE_TO)
+        try:
+            return self.c_run_until(arg_time(self.now_ns, t_ns))
+        finally:
+            guard_leave(&self.guard)
 
     @cython.final
     cdef int c_run_until(self, uint64_t t) except -1 nogil:
@@ -403,31 +451,49 @@ cdef class MachineCore:
 
     @action.setter
     def action(self, action):
-        cdef int code = ACTION_CODE[coerce_action(action)]
-        self.action_no = code
-        for dev in self.devices:
-            dev.action = _ACTIONS[code]
+        cdef int code, i
+        cdef int nested = guard_enter(&self.guard, self, CALL_ACTION)  # 1: from a callback
+        try:
+            code = ACTION_CODE[coerce_action(action)]
+            self.action_no = code
+            for i in range(self.n_devices):
+                (<Watchdog>self.owners[i]).c_set_action_code(code)
+        finally:
+            if not nested:
+                guard_leave(&self.guard)
 
     def pause(self):
         """Like QMP stop."""
-        if self.status_no == RUNNING:
-            self.c_set_status(PAUSED)
-            self.c_log("STOP", {}, self.now_ns)
-        self.c_end_operation()
+        guard_enter(&self.guard, self, CALL_PAUSE)
+        try:
+            if self.status_no == RUNNING:
+                self.c_set_status(PAUSED)
+                self.c_log("STOP", {}, self.now_ns)
+            self.c_end_operation()
+        finally:
+            guard_leave(&self.guard)
 
     def resume(self):
         """Like QMP cont."""
-        if self.status_no in (WATCHDOG, PAUSED, PRELAUNCH):
-            self.c_set_status(RUNNING)
-            self.c_log("RESUME", {}, self.now_ns)
-            self.c_fire_due(self.now_ns)
-        self.c_end_operation()
+        guard_enter(&self.guard, self, CALL_RESUME)
+        try:
+            if self.status_no in (WATCHDOG, PAUSED, PRELAUNCH):
+                self.c_set_status(RUNNING)
+                self.c_log("RESUME", {}, self.now_ns)
+                self.c_fire_due(self.now_ns)
+            self.c_end_operation()
+        finally:
+            guard_leave(&self.guard)
 
     def system_reset(self):
         """Like QMP system_reset: every device's reset, at the end of the call."""
-        if self.status_no < SHUTDOWN:
-            self.c_request_reset(HOST_RESET)
-        self.c_end_operation()
+        guard_enter(&self.guard, self, CALL_SYSTEM_RESET)
+        try:
+            if self.status_no < SHUTDOWN:
+                self.c_request_reset(HOST_RESET)
+            self.c_end_operation()
+        finally:
+            guard_leave(&self.guard)
 
     @cython.final
     cdef void c_set_status(self, int status) noexcept nogil:
@@ -448,7 +514,7 @@ cdef class MachineCore:
     cdef int c_end_operation(self) except -1 nogil:
         """QEMU's main loop after a command: shutdown, reset, powerdown, stop; then the
         first exception a callback raised during the operation propagates."""
-        if self.requests:
+        while self.requests:  # a callback's access during the processing may raise more
             with gil:
                 self.c_process_requests()
         if self.has_errors:
@@ -489,6 +555,7 @@ cdef class MachineCore:
     @cython.final
     cdef int c_log(self, str name, dict data, uint64_t time_ns) except -1:
         entry = {"event": name, "data": data, "time_ns": time_ns}
+        self.logged += 1
         self.log.append(entry)
         if self.capture is not None:
             self.capture.append(entry)
@@ -516,52 +583,111 @@ cdef class MachineCore:
         return self.log
 
     def clear_events(self):
-        self.log.clear()
+        """Empty the event log, and the devices' own logs of WatchdogEvents."""
+        cdef int nested = guard_enter(&self.guard, self, CALL_CLEAR_EVENTS)
+        try:
+            self.log.clear()
+            for dev in self.devices:
+                dev.clear_events()
+        finally:
+            if not nested:
+                guard_leave(&self.guard)
+
+    # --- the guard, for the front's calls (machine.py: snapshot, restore) --------------------
+    def _guard_enter(self, int call):
+        """Enter the guard for public call ``call`` (a _core_py.CALL_* code): True when
+        entered (then _guard_leave), False when it nests; RuntimeError when refused."""
+        return guard_enter(&self.guard, self, call) == 0
+
+    def _guard_leave(self):
+        guard_leave(&self.guard)
 
     # --- op streams -------------------------------------------------------------------------------
-    def run_stream(self, bytes data not None):
-        """Execute a binary op stream (docs/ops.md) with the GIL released; returns
-        (ops executed, values read, events logged during the run)."""
+    def run_stream(self, bytes data not None, Py_ssize_t max_ops, Py_ssize_t max_events,
+                   result):
+        """Execute a binary op stream (docs/ops.md) with the GIL released, within the
+        bounds (< 0: none); fills ``result`` (a machine.RunResult: ops_executed, reads,
+        events, bytes_consumed, stopped) also when an exception ends the run."""
         cdef const uint8_t* buf = <const uint8_t*>PyBytes_AS_STRING(data)
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
         cdef ReadBuffer reads
-        cdef Py_ssize_t executed = 0
+        cdef RunProgress progress
         reads.values = NULL
         reads.count = 0
         reads.capacity = 0
-        outer, self.capture = self.capture, []
+        progress.pos = 0
+        progress.executed = 0
+        progress.stop = RUN_ERROR
+        guard_enter(&self.guard, self, CALL_RUN)
+        self.capture = []
         try:
             with nogil:
-                self.c_run(buf, n, &reads, &executed)
-            return executed, [reads.values[i] for i in range(reads.count)], self.capture
+                self.c_run(buf, n, max_ops, max_events, &reads, &progress)
         finally:
-            self.capture = outer
-            free(reads.values)
+            try:
+                result.ops_executed = progress.executed
+                result.reads = [reads.values[i] for i in range(reads.count)]
+                result.events = self.capture
+                result.bytes_consumed = progress.pos
+                result.stopped = _RUN_STOPS[progress.stop]
+            finally:
+                self.capture = None
+                free(reads.values)
+                guard_leave(&self.guard)
 
     @cython.final
-    cdef int c_run(self, const uint8_t* buf, Py_ssize_t n, ReadBuffer* reads,
-                   Py_ssize_t* executed) except -1 nogil:
-        cdef Py_ssize_t pos = 0, need
+    cdef int c_run(self, const uint8_t* buf, Py_ssize_t n, Py_ssize_t max_ops,
+                   Py_ssize_t max_events, ReadBuffer* reads,
+                   RunProgress* progress) except -1 nogil:
+        cdef Py_ssize_t pos = progress.pos, need
         cdef int code, size, kind
         cdef uint64_t arg, target
+        cdef uint64_t events_before = self.logged
         cdef uint32_t value
-        while pos < n:
+        cdef unsigned int tick = 0
+        while True:
+            # between two ops: every bound, and Python's signal handlers now and then
             if self.status_no >= SHUTDOWN:
+                progress.stop = RUN_FINISHED
+                return 0
+            if pos >= n:
                 break
+            if max_ops >= 0 and progress.executed >= max_ops:
+                progress.stop = RUN_MAX_OPS
+                return 0
+            if max_events >= 0 and self.logged - events_before >= <uint64_t>max_events:
+                progress.stop = RUN_MAX_EVENTS
+                return 0
+            tick += 1
+            if tick == SIGNAL_EVERY:
+                tick = 0
+                with gil:
+                    PyErr_CheckSignals()  # Ctrl-C: KeyboardInterrupt here, between two ops
             code = buf[pos] & 0x0F
             if code == OP_STEP_BARE:
-                pos += 1
+                need = 1
+            elif code == OP_STEP or code == OP_SET:
+                need = 9
+            elif code == OP_STEP32:
+                need = 5
+            else:
+                kind = code // 3          # 0 out, 1 in, 2 write, 3 read
+                size = 1 << (code % 3)
+                need = 1 + (2 if kind < 2 else 8) + (size if kind == 0 or kind == 2 else 0)
+            if pos + need > n:
+                break                     # a trailing partial op: not consumed
+            # the op is consumed and counted before it runs: one that raises at its end
+            # has still happened
+            progress.pos = pos + need
+            progress.executed += 1
+            if code == OP_STEP_BARE:
                 if not self.c_next_deadline(&target):
                     target = self.now_ns
                 if target > WD_TIME_MAX_NS:
                     target = WD_TIME_MAX_NS
                 self.c_run_until(target)
             elif code == OP_STEP or code == OP_SET or code == OP_STEP32:
-                need = 5 if code == OP_STEP32 else 9
-                if pos + need > n:
-                    break
                 arg = load_le(buf + pos + 1, need - 1)
-                pos += need
                 if code == OP_SET:
                     arg &= WD_TIME_MAX_NS
                     self.c_run_until(arg if arg > self.now_ns else self.now_ns)
@@ -571,11 +697,6 @@ cdef class MachineCore:
                     target = self.now_ns + arg  # both < 2**63: no wrap
                     self.c_run_until(target if target < WD_TIME_MAX_NS else WD_TIME_MAX_NS)
             else:
-                kind = code // 3          # 0 out, 1 in, 2 write, 3 read
-                size = 1 << (code % 3)
-                need = 1 + (2 if kind < 2 else 8) + (size if kind == 0 or kind == 2 else 0)
-                if pos + need > n:
-                    break
                 if kind < 2:
                     arg = load_le(buf + pos + 1, 2)
                 else:
@@ -584,7 +705,6 @@ cdef class MachineCore:
                         arg = 0xFFFFFFFFFFFFFFFFULL - <uint64_t>(size - 1)  # end within 2**64
                 if kind == 0 or kind == 2:
                     value = <uint32_t>load_le(buf + pos + need - size, size)
-                pos += need
                 if kind == 0:
                     self.c_io_write(<uint32_t>arg, size, value)
                 elif kind == 1:
@@ -594,7 +714,8 @@ cdef class MachineCore:
                 else:
                     push_read(reads, self.c_mem_read(arg, size))
                 self.c_end_operation()
-            executed[0] += 1
+            pos += need
+        progress.stop = RUN_END
         return 0
 
     # --- state for snapshots --------------------------------------------------------------------

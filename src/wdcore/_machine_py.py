@@ -9,12 +9,17 @@ Behaviour: SPEC.md §4 (actions, requests at the end of the operation, run state
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional, Protocol, Union
+import signal
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
 from wdcore import ops as _ops
-from wdcore._core_py import (ArmCounter, Timer, WD_DUE, check_callback, raise_held, WD_SIGNAL, check_addr, check_delta, check_port,
-                             check_size, check_time, check_value, piece_size, timer_before,
-                             timer_due)
+from wdcore._core_py import (CALL_ACTION, CALL_ADVANCE, CALL_ADVANCE_TO, CALL_CLEAR_EVENTS,
+                             CALL_IO_READ, CALL_IO_WRITE, CALL_MEM_READ, CALL_MEM_WRITE,
+                             CALL_PAUSE, CALL_RESUME, CALL_RUN, CALL_SYSTEM_RESET, WD_DUE,
+                             WD_SIGNAL, ArmCounter, Guard, Timer, check_addr, check_callback,
+                             check_delta, check_port, check_size, check_time, check_value,
+                             guarded, piece_size, raise_held, timer_before, timer_due)
 from wdcore.actions import (ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET, RUN_STATES,
                             Request, RunState, WatchdogAction, coerce_action)
 from wdcore.regs import (BAR0_SIZE, IB700_PORT_FIRST, IB700_PORT_LAST, PC_BUS,
@@ -23,6 +28,7 @@ from wdcore.regs import (BAR0_SIZE, IB700_PORT_FIRST, IB700_PORT_LAST, PC_BUS,
 # run states, by code: positions in actions.RUN_STATES
 RUNNING, WATCHDOG, PAUSED, PRELAUNCH, SHUTDOWN, POWEROFF = (RUN_STATES.index(s) for s in RunState)
 REQ_SHUTDOWN, REQ_RESET, REQ_POWERDOWN, REQ_STOP = (int(r) for r in Request)
+RUN_END, RUN_FINISHED, RUN_MAX_OPS, RUN_MAX_EVENTS, RUN_ERROR = range(len(_ops.RUN_STOPS))
 CONFIG_ENABLE, CONFIG_BUS, CONFIG_DEVICE, CONFIG_FUNCTION, CONFIG_OFFSET = (
     PC_BUS.bit("CONFIG_ADDRESS", f) for f in ("ENABLE", "BUS", "DEVICE", "FUNCTION", "OFFSET"))
 CONFIG_DEVICE_SHIFT = PC_BUS.const("CONFIG_DEVICE_SHIFT")
@@ -38,10 +44,11 @@ if TYPE_CHECKING:
         def action(self) -> WatchdogAction: ...
         @action.setter
         def action(self, action: Union[WatchdogAction, str]) -> None: ...
-        def c_share_counter(self, counter: ArmCounter) -> None: ...
-        def c_share_errors(self, errors: list[BaseException]) -> None: ...
+        def c_join(self, counter: ArmCounter, errors: list[BaseException]) -> None: ...
         def c_timer(self) -> Timer: ...
         def c_action_code(self) -> int: ...
+        def c_set_action_code(self, code: int) -> None: ...
+        def clear_events(self) -> None: ...
         def c_skip(self, limit: int) -> None: ...
         def c_expire(self) -> int: ...
         def c_notify(self) -> None: ...
@@ -77,6 +84,41 @@ def _io_region_base(addr: int) -> int:
     return 0
 
 
+class _SigintBetweenOps:
+    """The twin's run holds a Ctrl-C until the op in progress has ended, as the compiled
+    run sees signals only between ops: on the main thread, SIGINT's Python handler is
+    replaced for the run by one that notes the signal, and ``deliver`` (between two
+    ops) or the run's end calls the original with it (the default raises
+    KeyboardInterrupt).  Elsewhere, or with a handler that is not Python's, it does
+    nothing."""
+
+    def __init__(self) -> None:
+        self.held: Optional[tuple[int, Any]] = None
+        self.handler: Optional[Callable[[int, Any], object]] = None
+
+    def __enter__(self) -> _SigintBetweenOps:
+        if threading.current_thread() is threading.main_thread():
+            handler = signal.getsignal(signal.SIGINT)
+            if callable(handler):
+                self.handler = handler
+                signal.signal(signal.SIGINT, self.hold)
+        return self
+
+    def hold(self, signum: int, frame: Any) -> None:
+        self.held = (signum, frame)
+
+    def deliver(self) -> None:
+        if self.held is not None and self.handler is not None:
+            signum, frame = self.held
+            self.held = None
+            self.handler(signum, frame)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handler is not None:
+            signal.signal(signal.SIGINT, self.handler)
+            self.deliver()
+
+
 class MachineCore:
     """Routing, time, run state, requests and the event log of one Machine."""
 
@@ -89,8 +131,8 @@ class MachineCore:
         self.__esb = i6300esb
         self.__devices: tuple[_Device, ...] = tuple(d for d in (ib700, i6300esb) if d is not None)
         for dev in self.__devices:
-            dev.c_share_counter(counter)
-            dev.c_share_errors(self.__errors)
+            dev.c_join(counter, self.__errors)
+        self._guard = Guard()  # the public call in progress, and its thread
         self.__timers = [dev.c_timer() for dev in self.__devices]
         self.__esb_slot = esb_slot
         self.__reboot_shutdown = reboot_shutdown
@@ -101,26 +143,29 @@ class MachineCore:
         self.__requests = 0
         self.__reset_data: Optional[dict[str, object]] = None  # data of the pending reset or shutdown request
         self.__expiries = 0               # WATCHDOG events so far
+        self.__logged = 0                 # events logged so far (a run's events bound)
         self.__log: list[_Event] = []
         self.__capture: Optional[list[_Event]] = None  # the events of the run in progress
         self.__on_event: Optional[Callable[[_Event], object]] = None
 
     # --- port I/O -------------------------------------------------------------------------
+    @guarded(CALL_IO_WRITE)
     def io_write(self, port: int, size: int, value: int) -> None:
         """A guest OUT of ``size`` bytes to ``port``."""
         port = check_port(port)
         size = check_size(size)
         value = check_value(value, size)
         self.c_io_write(port, size, value)
-        self.c_end_operation()
+        if not self._guard.nested:  # nested: part of the operation in progress, which ends it
+            self.c_end_operation()
 
+    @guarded(CALL_IO_READ)
     def io_read(self, port: int, size: int) -> int:
-        """A guest IN of ``size`` bytes from ``port``."""
+        """A guest IN of ``size`` bytes from ``port`` (from a callback: the value at that
+        instant, inside the operation in progress)."""
         port = check_port(port)
         size = check_size(size)
-        value = self.c_io_read(port, size)
-        self.c_end_operation()
-        return value
+        return self.c_io_read(port, size)  # a read ends no operation: it raises no request
 
     def c_io_write(self, port: int, size: int, value: int) -> None:
         if self.__status_no >= SHUTDOWN:
@@ -181,21 +226,23 @@ class MachineCore:
         return (ca & CONFIG_OFFSET) | k  # bits 1:0 are OR-ed with the data port offset, not added
 
     # --- memory ----------------------------------------------------------------------------
+    @guarded(CALL_MEM_WRITE)
     def mem_write(self, addr: int, size: int, value: int) -> None:
         """A guest store of ``size`` bytes at physical ``addr``."""
         size = check_size(size)
         addr = check_addr(addr, size)
         value = check_value(value, size)
         self.c_mem_write(addr, size, value)
-        self.c_end_operation()
+        if not self._guard.nested:
+            self.c_end_operation()
 
+    @guarded(CALL_MEM_READ)
     def mem_read(self, addr: int, size: int) -> int:
-        """A guest load of ``size`` bytes at physical ``addr``."""
+        """A guest load of ``size`` bytes at physical ``addr`` (from a callback: the value
+        at that instant)."""
         size = check_size(size)
         addr = check_addr(addr, size)
-        value = self.c_mem_read(addr, size)
-        self.c_end_operation()
-        return value
+        return self.c_mem_read(addr, size)
 
     def c_mem_write(self, addr: int, size: int, value: int) -> None:
         if self.__status_no >= SHUTDOWN:
@@ -248,10 +295,12 @@ class MachineCore:
         armed = [t.deadline for t in self.__timers if t.armed]
         return min(armed) if armed else None
 
+    @guarded(CALL_ADVANCE)
     def advance(self, delta_ns: int) -> int:
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
         return self.c_run_until(check_delta(self.__now_ns, delta_ns))
 
+    @guarded(CALL_ADVANCE_TO)
     def advance_to(self, t_ns: int) -> int:
         """Move time to ``t_ns`` ns (>= now); returns the expiries handled."""
         return self.c_run_until(check_time(self.__now_ns, t_ns))
@@ -326,12 +375,14 @@ class MachineCore:
         return ACTIONS[self.__action_no]
 
     @action.setter
+    @guarded(CALL_ACTION)
     def action(self, action: Union[WatchdogAction, str]) -> None:
         code = ACTION_CODE[coerce_action(action)]
         self.__action_no = code
         for dev in self.__devices:
-            dev.action = ACTIONS[code]
+            dev.c_set_action_code(code)
 
+    @guarded(CALL_PAUSE)
     def pause(self) -> None:
         """Like QMP stop."""
         if self.__status_no == RUNNING:
@@ -339,6 +390,7 @@ class MachineCore:
             self.c_log("STOP", {}, self.__now_ns)
         self.c_end_operation()
 
+    @guarded(CALL_RESUME)
     def resume(self) -> None:
         """Like QMP cont."""
         if self.__status_no in (WATCHDOG, PAUSED, PRELAUNCH):
@@ -347,6 +399,7 @@ class MachineCore:
             self.c_fire_due(self.__now_ns)
         self.c_end_operation()
 
+    @guarded(CALL_SYSTEM_RESET)
     def system_reset(self) -> None:
         """Like QMP system_reset: every device's reset, at the end of the call."""
         if self.__status_no < SHUTDOWN:
@@ -367,7 +420,7 @@ class MachineCore:
     def c_end_operation(self) -> None:
         """QEMU's main loop after a command: shutdown, reset, powerdown, stop; then the
         first exception a callback raised during the operation propagates."""
-        if self.__requests:
+        while self.__requests:  # a callback's access during the processing may raise more
             self.c_process_requests()
         if self.__errors:
             self.c_raise_errors()
@@ -400,6 +453,7 @@ class MachineCore:
     # --- the event log ------------------------------------------------------------------------
     def c_log(self, name: str, data: dict[str, object], time_ns: int) -> None:
         entry: _Event = {"event": name, "data": data, "time_ns": time_ns}
+        self.__logged += 1
         self.__log.append(entry)
         if self.__capture is not None:
             self.__capture.append(entry)
@@ -424,49 +478,90 @@ class MachineCore:
         """The QMP-shaped event log (API.md)."""
         return self.__log
 
+    @guarded(CALL_CLEAR_EVENTS)
     def clear_events(self) -> None:
+        """Empty the event log, and the devices' own logs of WatchdogEvents."""
         self.__log.clear()
+        for dev in self.__devices:
+            dev.clear_events()
+
+    # --- the guard, for the front's calls (machine.py: snapshot, restore) --------------------
+    def _guard_enter(self, call: int) -> bool:
+        """Enter the guard for public call ``call``: True when entered (then
+        _guard_leave), False when it nests; RuntimeError when refused."""
+        return self._guard.enter(self, call)
+
+    def _guard_leave(self) -> None:
+        self._guard.leave()
 
     # --- op streams ---------------------------------------------------------------------------
-    def run_stream(self, data: bytes) -> tuple[int, list[int], list[_Event]]:
-        """Execute a binary op stream; returns (ops executed, values read, events logged
-        during the run)."""
+    @guarded(CALL_RUN)
+    def run_stream(self, data: bytes, max_ops: int, max_events: int, result: Any) -> None:
+        """Execute a binary op stream within the bounds (< 0: none); fills ``result`` (a
+        machine.RunResult) also when an exception ends the run."""
         reads: list[int] = []
-        executed = 0
-        outer, self.__capture = self.__capture, []
+        executed, consumed, stop = 0, 0, RUN_ERROR
+        events_before, n = self.__logged, len(data)
+        stream = _ops.iter_decode(data)
+        self.__capture = []
         try:
-            for op in _ops.decode(data):
-                if self.__status_no >= SHUTDOWN:
-                    break
-                # name fixes the op's arity (ops.decode), which mypy cannot see: the
-                # ignore[misc] below are for indexing the ops.Op union
-                name = op[0]
-                if name == "clock_step":
-                    if len(op) == 1:  # bare: to the next deadline, if any
-                        target = self.next_deadline
-                        if target is None:
-                            target = self.__now_ns
-                    else:
-                        target = self.__now_ns + op[1]
-                    self.c_run_until(min(target, _ops.TIME_MAX_NS))  # saturates at 2**63-1 ns
-                elif name == "clock_set":
-                    self.c_run_until(max(op[1], self.__now_ns))  # type: ignore[misc]
-                else:
-                    size = _ops.WIDTH[name[-1]]
-                    kind = name[0]
-                    if kind == "o":
-                        self.c_io_write(op[1], size, op[2])  # type: ignore[misc]
-                    elif kind == "i":
-                        reads.append(self.c_io_read(op[1], size))  # type: ignore[misc]
-                    elif kind == "w":
-                        self.c_mem_write(op[1], size, op[2])  # type: ignore[misc]
-                    else:
-                        reads.append(self.c_mem_read(op[1], size))  # type: ignore[misc]
-                    self.c_end_operation()
-                executed += 1
-            return executed, reads, self.__capture
+            with _SigintBetweenOps() as sigint:
+                while True:
+                    # between two ops: every bound, and a Ctrl-C that came during the last
+                    if self.__status_no >= SHUTDOWN:
+                        stop = RUN_FINISHED
+                        break
+                    if consumed >= n:
+                        stop = RUN_END
+                        break
+                    if max_ops >= 0 and executed >= max_ops:
+                        stop = RUN_MAX_OPS
+                        break
+                    if max_events >= 0 and self.__logged - events_before >= max_events:
+                        stop = RUN_MAX_EVENTS
+                        break
+                    sigint.deliver()
+                    step = next(stream, None)
+                    if step is None:  # a trailing partial op: not consumed
+                        stop = RUN_END
+                        break
+                    # the op is consumed and counted before it runs: one that raises at
+                    # its end has still happened
+                    op, consumed = step
+                    executed += 1
+                    self.c_run_op(op, reads)
         finally:
-            self.__capture = outer
+            result.ops_executed, result.reads, result.events = executed, reads, self.__capture
+            result.bytes_consumed, result.stopped = consumed, _ops.RUN_STOPS[stop]
+            self.__capture = None
+
+    def c_run_op(self, op: _ops.Op, reads: list[int]) -> None:
+        """One op of a run, as one operation (the compiled c_run's loop body)."""
+        # name fixes the op's arity (ops.decode), which mypy cannot see: the
+        # ignore[misc] below are for indexing the ops.Op union
+        name = op[0]
+        if name == "clock_step":
+            if len(op) == 1:  # bare: to the next deadline, if any
+                target = self.next_deadline
+                if target is None:
+                    target = self.__now_ns
+            else:
+                target = self.__now_ns + op[1]
+            self.c_run_until(min(target, _ops.TIME_MAX_NS))  # saturates at 2**63-1 ns
+        elif name == "clock_set":
+            self.c_run_until(max(op[1], self.__now_ns))  # type: ignore[misc]
+        else:
+            size = _ops.WIDTH[name[-1]]
+            kind = name[0]
+            if kind == "o":
+                self.c_io_write(op[1], size, op[2])  # type: ignore[misc]
+            elif kind == "i":
+                reads.append(self.c_io_read(op[1], size))  # type: ignore[misc]
+            elif kind == "w":
+                self.c_mem_write(op[1], size, op[2])  # type: ignore[misc]
+            else:
+                reads.append(self.c_mem_read(op[1], size))  # type: ignore[misc]
+            self.c_end_operation()
 
     # --- state for snapshots --------------------------------------------------------------------
     def get_state(self) -> tuple[int, int, int, int]:

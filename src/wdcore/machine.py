@@ -16,7 +16,7 @@ from typing import (TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Tup
 
 from wdcore import _snapshot
 from wdcore import ops as _ops
-from wdcore._core_py import as_int, check_bool, check_bytes
+from wdcore._core_py import CALL_RESTORE, CALL_SNAPSHOT, as_int, check_bool, check_bytes
 from wdcore._select import Implementation
 from wdcore._select import implementation as _implementation
 from wdcore.actions import ACTIONS, RUN_STATES, RunState, WatchdogAction, coerce_action
@@ -48,11 +48,18 @@ class MachineEvent(TypedDict):
 
 @dataclass
 class RunResult:
-    """What ``Machine.run`` did."""
+    """What ``Machine.run`` did.  An exception that ends a run (a callback's, Ctrl-C)
+    carries the run's result so far as its ``run_result`` attribute."""
 
     ops_executed: int                                         #: the one that finished the Machine included
     reads: List[int] = field(default_factory=list)            #: values read, in order
     events: List[MachineEvent] = field(default_factory=list)  #: events logged during the run
+    #: bytes of the binary stream executed, whole ops only: ``data[bytes_consumed:]``
+    #: resumes the run exactly where it stopped
+    bytes_consumed: int = 0
+    #: why it stopped (ops.RUN_STOPS): "end" of the stream (a trailing partial op stays
+    #: unconsumed), "finished" (shutdown or poweroff), "max_ops", "max_events", "error"
+    stopped: str = "end"
 
 
 class Machine:
@@ -97,7 +104,9 @@ class Machine:
         def resume(self) -> None: ...
         def system_reset(self) -> None: ...
         def clear_events(self) -> None: ...
-        def run_stream(self, data: bytes) -> Tuple[int, List[int], List[MachineEvent]]: ...
+        def _guard_enter(self, call: int) -> bool: ...
+        def _guard_leave(self) -> None: ...
+        def run_stream(self, data: bytes, max_ops: int, max_events: int, result: RunResult) -> None: ...
         def get_state(self) -> Tuple[int, int, int, int]: ...
         def set_state(self, now: int, status: int, action_code: int, config_address: int) -> None: ...
 
@@ -163,18 +172,28 @@ class Machine:
         return RUN_STATES[self.status_code]
 
     # --- op streams ---------------------------------------------------------------------------
-    def run(self, ops: Union[bytes, List[_ops.Op], Tuple[_ops.Op, ...]]) -> RunResult:
+    def run(self, ops: Union[bytes, List[_ops.Op], Tuple[_ops.Op, ...]], *,
+            max_ops: Optional[int] = None, max_events: Optional[int] = None) -> RunResult:
         """Execute an op stream: bytes in the binary encoding (docs/ops.md), or a list of
         op tuples.  Each op is one operation (requests act at its end).  Stops after
-        the op that shut the Machine down or powered it off."""
+        the op that shut the Machine down or powered it off, before an op once
+        ``max_ops`` ops ran, or after the op during which the run's events reached
+        ``max_events`` (each op logs a handful at most); ``RunResult.bytes_consumed`` and
+        ``stopped`` say where and why.  Ctrl-C stops it between two ops."""
         if isinstance(ops, (bytes, bytearray, memoryview)):
             data = bytes(ops)
         elif isinstance(ops, (list, tuple)):
             data = _ops.encode(ops)  # validates every op first
         else:
             raise TypeError(f"ops must be bytes or a list of op tuples, not {type(ops).__name__}")
-        executed, reads, events = self.run_stream(data)
-        return RunResult(executed, reads, events)
+        result = RunResult(0)
+        try:
+            self.run_stream(data, _bound(max_ops, "max_ops"), _bound(max_events, "max_events"),
+                            result)
+        except BaseException as exc:
+            exc.run_result = result  # type: ignore[attr-defined]  # documented above
+            raise
+        return result
 
     # --- snapshot (the record: _snapshot.MachineState) -------------------------------------
     def _config_fields(self) -> Dict[str, int]:
@@ -187,15 +206,26 @@ class Machine:
 
     def snapshot(self) -> bytes:
         """Everything but the event log and callbacks, as bytes (docs/snapshot.md)."""
-        now, status, action, config_address = self.get_state()
-        return _snapshot.MachineState(
-            **self._config_fields(), now=now, status=status, action=action,
-            config_address=config_address, counter=self._counter.value,
-            devices=tuple(d.snapshot() for d in self._devices)).pack()
+        self._guard_enter(CALL_SNAPSHOT)  # never nests: entered, or RuntimeError
+        try:
+            now, status, action, config_address = self.get_state()
+            return _snapshot.MachineState(
+                **self._config_fields(), now=now, status=status, action=action,
+                config_address=config_address, counter=self._counter.value,
+                devices=tuple(d.snapshot() for d in self._devices)).pack()
+        finally:
+            self._guard_leave()
 
     def restore(self, data: bytes) -> None:
         """Take back a snapshot of a Machine of this configuration; bad data is a
         ValueError and changes nothing."""
+        self._guard_enter(CALL_RESTORE)
+        try:
+            self._restore(data)
+        finally:
+            self._guard_leave()
+
+    def _restore(self, data: bytes) -> None:
         records = []
 
         def check_device(i: int, blob: bytes, header: SimpleNamespace) -> None:
@@ -228,6 +258,16 @@ class Machine:
     def __repr__(self) -> str:
         return (f"<Machine ({self.implementation}) now={self.now} status={self.status.value} "
                 f"action={self.action.value} devices={','.join(self._kinds)}>")
+
+
+def _bound(value: Optional[int], name: str) -> int:
+    """A run bound for the core: None is none (-1), else an int >= 0."""
+    if value is None:
+        return -1
+    n = as_int(value, name)
+    if n < 0:
+        raise ValueError(f"{name} must be >= 0 or None, not {n}")
+    return min(n, (1 << 62))  # beyond any stream: fits the core's Py_ssize_t
 
 
 def _machine_class(front: Type[_M], impl: Implementation) -> Type[_M]:

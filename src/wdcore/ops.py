@@ -9,9 +9,9 @@ and returns valid ops; a trailing partial op is dropped.
 from __future__ import annotations
 
 import struct
-from typing import Iterable, SupportsIndex, Tuple, Union
+from typing import Iterable, Iterator, SupportsIndex, Tuple, Union
 
-__all__ = ["OPS", "WIDTH", "SUFFIX", "encode", "decode", "TIME_MAX_NS"]
+__all__ = ["OPS", "WIDTH", "SUFFIX", "encode", "decode", "iter_decode", "TIME_MAX_NS", "RUN_STOPS"]
 
 TIME_MAX_NS = (1 << 63) - 1
 ADDR_END = 1 << 64
@@ -25,6 +25,11 @@ _CODE = {name: i for i, name in enumerate(OPS[:12])}
 WIDTH = {"b": 1, "w": 2, "l": 4}
 SUFFIX = {size: letter for letter, size in WIDTH.items()}
 _VALUE_FMT = {1: "B", 2: "H", 4: "I"}
+
+#: why a run of an op stream stopped (RunResult.stopped), by code (_machine.pxd's RUN_*):
+#: the stream ended (a trailing partial op is left unconsumed), the Machine finished
+#: (shutdown or poweroff), a bound was reached, or an exception (a callback's, Ctrl-C)
+RUN_STOPS = ("end", "finished", "max_ops", "max_events", "error")
 
 #: an op, by arity: ``("clock_step",)``; ``(name, port/addr/ns)``; ``(name, port/addr, value)``
 Op = Union[Tuple[str], Tuple[str, int], Tuple[str, int, int]]
@@ -89,30 +94,36 @@ def _encode_one(op: object) -> bytes:
 
 def decode(data: bytes) -> list[Op]:
     """The op list of any byte string (see docs/ops.md); never raises for bytes."""
+    return [op for op, _ in iter_decode(data)]
+
+
+def iter_decode(data: bytes) -> Iterator[Tuple[Op, int]]:
+    """Each op of any byte string with the offset just past it, in order (``decode``
+    one at a time: a run can stop anywhere and say where)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, not {type(data).__name__}")
     buf = bytes(data)
-    ops: list[Op] = []
     pos, end = 0, len(buf)
     while pos < end:
         code = buf[pos] & 0x0F
         name = OPS[code]
         if code == OP_STEP_BARE:
-            ops.append(("clock_step",))
             pos += 1
+            yield ("clock_step",), pos
             continue
         if code in (OP_STEP, OP_SET):
             if pos + 9 > end:
                 break
             ns = int.from_bytes(buf[pos + 1:pos + 9], "little") & TIME_MAX_NS
-            ops.append((name, ns))
             pos += 9
+            yield (name, ns), pos
             continue
         if code == OP_STEP32:
             if pos + 5 > end:
                 break
-            ops.append(("clock_step", int.from_bytes(buf[pos + 1:pos + 5], "little")))
+            ns = int.from_bytes(buf[pos + 1:pos + 5], "little")
             pos += 5
+            yield ("clock_step", ns), pos
             continue
         size = _size(code)
         is_port = name.startswith(("out", "in"))
@@ -124,10 +135,7 @@ def decode(data: bytes) -> list[Op]:
         addr = int.from_bytes(buf[pos + 1:pos + 1 + alen], "little")
         if not is_port and addr > ADDR_END - size:
             addr = ADDR_END - size  # an access must end within the 2**64 address space
-        if has_value:
-            value = int.from_bytes(buf[pos + 1 + alen:pos + need], "little")
-            ops.append((name, addr, value))
-        else:
-            ops.append((name, addr))
+        op: Op = ((name, addr, int.from_bytes(buf[pos + 1 + alen:pos + need], "little"))
+                  if has_value else (name, addr))
         pos += need
-    return ops
+        yield op, pos

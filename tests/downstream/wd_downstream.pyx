@@ -8,7 +8,8 @@ Ops come in as (code, a, size, value) tuples, are copied into a C array, and run
 without the GIL; what each op left behind is recorded into C arrays and handed back.
 """
 cimport wdcore
-from wdcore cimport (ArmCounter, I6300ESB, IB700, MachineCore, ReadBuffer, Timer, Watchdog,
+from wdcore cimport (ArmCounter, CALL_RUN, I6300ESB, IB700, MachineCore, ReadBuffer, RUN_ERROR,
+                     RunProgress, Timer, Watchdog, guard_enter, guard_leave,
                      WD_DUE, WD_SIGNAL, WD_TIME_MAX_NS, arg_port, arg_size, arg_time,
                      arg_value, arg_window_offset, piece_size, timer_before, timer_due)
 from wdcore cimport ESB_SIZE, IB700_PORT_FIRST, IB700_PORT_LAST, RUNNING, SHUTDOWN
@@ -201,19 +202,27 @@ def drive_machine(MachineCore m, list ops):
         free(seen)
 
 
-def run_stream(MachineCore m, bytes data not None):
-    """MachineCore.c_run on a binary op stream: (ops executed, values read)."""
+def run_stream(MachineCore m, bytes data not None, Py_ssize_t max_ops=-1):
+    """MachineCore.c_run on a binary op stream, inside the Machine's guard:
+    (ops executed, values read, bytes consumed, why it stopped: a RUN_* code)."""
     cdef const uint8_t* buf = <const uint8_t*>PyBytes_AS_STRING(data)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), executed = 0
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef ReadBuffer reads
+    cdef RunProgress progress
     reads.values = NULL
     reads.count = 0
     reads.capacity = 0
+    progress.pos = 0
+    progress.executed = 0
+    progress.stop = RUN_ERROR
+    guard_enter(&m.guard, m, CALL_RUN)
     try:
         with nogil:
-            m.c_run(buf, n, &reads, &executed)
-        return executed, [reads.values[i] for i in range(reads.count)]
+            m.c_run(buf, n, max_ops, -1, &reads, &progress)
+        return (progress.executed, [reads.values[i] for i in range(reads.count)],
+                progress.pos, progress.stop)
     finally:
+        guard_leave(&m.guard)
         free(reads.values)
 
 

@@ -38,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
                       "pip install 'wdcore[unicorn]'") from exc
 
 if TYPE_CHECKING:
-    from wdcore.machine import Machine, MachineEvent
+    from wdcore.machine import Machine, MachineEvent, RunResult
 
 from wdcore import ops
 from wdcore.regs import (ESB_CONFIG, IB700_PORT_FIRST, IB700_PORT_LAST, PCI_BAR0, PCI_COMMAND,
@@ -73,7 +73,7 @@ class UnicornBus:
     def __init__(self, uc: "Uc", machine: "Machine", ns_per_insn: int,
                  fallback_in: Optional[Callable[[int, int], int]],
                  fallback_out: Optional[Callable[[int, int, int], object]]) -> None:
-        from wdcore.machine import Machine
+        from wdcore.machine import Machine, RunResult
 
         if not isinstance(uc, Uc):
             raise TypeError(f"uc must be a unicorn.Uc, not {type(uc).__name__}")
@@ -106,6 +106,7 @@ class UnicornBus:
         # a string IN/OUT makes hook order no guide)
         self._blocks: Dict[Tuple[int, int], Tuple[Dict[int, int], Optional[Tuple[int, ...]]]] = {}
         self._claims_ib700 = machine.ib700 is not None
+        self._result = RunResult(0)  # filled by every _stream (the core's run, not Machine.run's wrapper)
         self._mapped: Optional[int] = None  # the BAR0 page mapped, or None
         self._in_mmio = False
         self._mmio_dirty = False
@@ -197,11 +198,12 @@ class UnicornBus:
         d = m.next_deadline
         if d is not None and d <= t:
             # the deadline instruction is this access: the expiry comes first
-            reason = self._settle(m.run_stream(_clock_set(t))[2])
+            reason = self._settle(self._stream(_clock_set(t)).events)
             if reason is not None:
                 self._stop(k, reason)
                 return None
-        _, reads, events = m.run_stream(_clock_set(t) + op)
+        result = self._stream(_clock_set(t) + op)
+        reads, events = result.reads, result.events
         reason = self._settle(events)
         if reason is not None:
             self._stop(k, reason)
@@ -210,6 +212,11 @@ class UnicornBus:
             if d is not None and self._insn_of(d) < self.insns + self._slice_n:
                 self._stop(k, "again")  # the access armed a deadline inside this slice
         return int(reads[0]) if reads else None
+
+    def _stream(self, data: bytes) -> "RunResult":
+        """One op stream through the Machine's core, unbounded: the result, reused."""
+        self.machine.run_stream(data, -1, -1, self._result)
+        return self._result
 
     def _settle(self, events: "list[MachineEvent]") -> Optional[str]:
         """What the guest must do after an operation that logged ``events``: None to go
@@ -370,7 +377,7 @@ class UnicornBus:
             if left is not None:
                 n = min(n, left)
             if n == 0:  # a deadline already due at this instruction: handle it now
-                reason = self._settle(m.run_stream(_clock_set(self._now_ns()))[2])
+                reason = self._settle(self._stream(_clock_set(self._now_ns())).events)
                 if reason is not None:
                     return reason
                 if self._mmio_dirty:
@@ -401,7 +408,7 @@ class UnicornBus:
                 left -= executed
             if self._stop_k is not None and self._reason not in ("until", "again"):
                 return self._reason  # the access's own request: the clock is at its time
-            reason = self._settle(m.run_stream(_clock_set(self._now_ns()))[2])
+            reason = self._settle(self._stream(_clock_set(self._now_ns())).events)
             if reason is not None:
                 return reason
             if self._mmio_dirty:

@@ -244,3 +244,33 @@ def test_a_bounded_run_of_a_huge_stream_stays_small(make_machine, impl):
     assert r.stopped == "max_events" and len(r.events) == 1000
     assert r.bytes_consumed == 1000 * len(ZERO_ARM)
     assert peak < 4 * 1024 * 1024, f"peak {peak} bytes"
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                    reason="signals reach the main thread only")
+@pytest.mark.parametrize("how", ["advance", "run"])
+def test_a_real_sigint_landing_in_a_callback_keeps_the_reset(make_machine, how):
+    # issue 10 item 7: the signal arrives while on_expire runs (it waits for it there);
+    # the KeyboardInterrupt is the callback's exception: held, the expiry's reset
+    # happens at the end of the operation, then it propagates
+    m = make_machine()
+    inside = threading.Event()
+
+    def on_expire(_event):
+        inside.set()
+        while True:  # the KeyboardInterrupt lands in this loop
+            pass
+    m.ib700.on_expire = on_expire
+    m.io_write(ARM, 1, 0x0E)  # 2 s
+    watcher = threading.Thread(target=lambda: (inside.wait(), os.kill(os.getpid(), signal.SIGINT)),
+                               daemon=True)
+    watcher.start()
+    with pytest.raises(KeyboardInterrupt):
+        if how == "advance":
+            m.advance(3 * S)
+        else:
+            m.run(wd_ops.encode([("clock_step", 3 * S), ("clock_step", S)]))
+    watcher.join()
+    assert [e["event"] for e in m.events] == ["WATCHDOG", "RESET"]
+    assert m.events[1]["time_ns"] == 3 * S and m.now == 3 * S
+    assert m.next_deadline is None  # the reset stopped the IB700

@@ -17,7 +17,7 @@ from wdcore import ops as _ops
 from wdcore._core_py import (CALL_ACTION, CALL_ADVANCE, CALL_ADVANCE_TO, CALL_CLEAR_EVENTS,
                              CALL_IO_READ, CALL_IO_WRITE, CALL_MEM_READ, CALL_MEM_WRITE,
                              CALL_PAUSE, CALL_RESUME, CALL_RUN, CALL_SYSTEM_RESET, WD_DUE,
-                             WD_SIGNAL, ArmCounter, Guard, Timer, check_addr, check_callback,
+                             WD_SIGNAL, ArmCounter, Guard, Timer, Watchdog, check_addr, check_callback,
                              check_delta, check_port, check_size, check_time, check_value,
                              guarded, piece_size, raise_held, timer_before, timer_due)
 from wdcore.actions import (ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET, RUN_STATES,
@@ -86,11 +86,13 @@ def _io_region_base(addr: int) -> int:
 
 class _SigintBetweenOps:
     """The twin's run holds a Ctrl-C until the op in progress has ended, as the compiled
-    run sees signals only between ops: on the main thread, SIGINT's Python handler is
-    replaced for the run by one that notes the signal, and ``deliver`` (between two
-    ops) or the run's end calls the original with it (the default raises
-    KeyboardInterrupt).  Elsewhere, or with a handler that is not Python's, it does
-    nothing."""
+    run sees signals only between ops and in host callbacks: on the main thread,
+    SIGINT's Python handler is replaced for the run by one that notes the signal, and
+    ``deliver`` (between two ops) or the run's end calls the original with it (the
+    default raises KeyboardInterrupt).  A signal that lands inside a host callback is
+    the callback's at once (so Ctrl-C still breaks a callback that hangs), exactly as
+    the compiled core's callbacks see it.  Elsewhere, or with a handler that is not
+    Python's, it does nothing."""
 
     def __init__(self) -> None:
         self.held: Optional[tuple[int, Any]] = None
@@ -105,6 +107,15 @@ class _SigintBetweenOps:
         return self
 
     def hold(self, signum: int, frame: Any) -> None:
+        # inside a callback when a frame that calls one (c_call, c_log) is an outer frame:
+        # their only call is the callback, inside the try that holds its exception
+        outer = frame.f_back if frame is not None else None
+        while outer is not None:
+            if outer.f_code in _CALLBACK_CALLERS:
+                assert self.handler is not None  # installed only with one (__enter__)
+                self.handler(signum, frame)
+                return
+            outer = outer.f_back
         self.held = (signum, frame)
 
     def deliver(self) -> None:
@@ -574,3 +585,7 @@ class MachineCore:
         self.__cfg_addr = config_address
         self.__requests = 0
         self.c_set_status(status)
+
+
+#: the code of the twin's functions that call host callbacks (_SigintBetweenOps.hold)
+_CALLBACK_CALLERS = frozenset({Watchdog.c_call.__code__, MachineCore.c_log.__code__})

@@ -2217,7 +2217,7 @@ def test_restore_gives_identical_future(ESB):
     """API.md: restore gives the "exact state incl. pending deadline"."""
     a = _history_device(ESB)
     snap = a.snapshot()
-    b = ESB()
+    b = ESB(profile="qemu-7.2", stage1_interrupt=True)  # as built: a restore keeps them
     b.restore(snap)
     assert b.snapshot() == snap
     assert (b.now, b.stage, b.next_deadline, b.remaining_ns, b.irq_level) == \
@@ -2235,18 +2235,33 @@ def test_restore_gives_identical_future(ESB):
 
 
 def test_restore_carries_profile_and_extension(ESB):
-    """§3.10: the snapshot holds the profile and the extension flag."""
-    src = _history_device(ESB)
-    dev = ESB()                                         # "qemu", extension off
+    """§3.10: the snapshot holds the profile and the extension flag; docs/snapshot.md: each
+    "must match the restoring device's", as a Machine's must match the Machine's.  A device
+    built with the same profile and extension takes the state; any other is refused with
+    ValueError, the device unchanged."""
+    src = _history_device(ESB)                          # "qemu-7.2", extension on
+    dev = ESB(profile="qemu-7.2", stage1_interrupt=True)
     dev.restore(src.snapshot())
+    assert dev.snapshot() == src.snapshot()
     dev.config_write(0x60, 2, 0x0013)
     assert dev.config_read(0x60, 2) == 0x0011           # the 7.2 mask (§3.3)
     assert dev.mmio_read(0x08, 1) == 1                  # extension on, GINTSR set
+    for built, differs in [(dict(), "profile"), (dict(stage1_interrupt=True), "profile"),
+                           (dict(profile="qemu-7.2"), "stage1_interrupt")]:
+        other = ESB(**built)
+        before = other.snapshot()
+        with pytest.raises(ValueError, match=rf"data holds an i6300esb whose {differs} "
+                                             r"differs from this device's"):
+            other.restore(src.snapshot())
+        assert other.snapshot() == before
+        assert (other.profile, other.stage1_interrupt) == (built.get("profile", "qemu"),
+                                                           built.get("stage1_interrupt", False))
     back = ESB(profile="qemu-7.2", stage1_interrupt=True)
-    back.restore(ESB().snapshot())
+    with pytest.raises(ValueError, match="whose profile differs from this device's "
+                                         r"\('qemu', not 'qemu-7.2'\)"):
+        back.restore(ESB().snapshot())
     back.config_write(0x60, 2, 0x0013)
-    assert back.config_read(0x60, 2) == 0x0003          # "qemu" mask
-    assert back.mmio_read(0x08, 4) == 0
+    assert back.config_read(0x60, 2) == 0x0011          # still the 7.2 mask
 
 
 def test_restore_does_not_touch_events_or_callbacks(ESB):
@@ -2255,7 +2270,7 @@ def test_restore_does_not_touch_events_or_callbacks(ESB):
     src = _history_device(ESB)
     snap = src.snapshot()
     seen = []
-    dev = fresh(ESB, on_expire=seen.append)
+    dev = fresh(ESB, on_expire=seen.append, profile="qemu-7.2", stage1_interrupt=True)
     irq = lambda level: None                            # noqa: E731
     dev.on_irq = irq
     trip(dev)
@@ -2295,7 +2310,8 @@ def test_compiled_and_twin_snapshots_identical_and_interchangeable():
     c1.advance(10 ** 18)
     p1.advance(10 ** 18)
     assert c1.snapshot() == p1.snapshot()
-    c_from_p, p_from_c = Compiled(), Twin()
+    built = dict(profile="qemu-7.2", stage1_interrupt=True)  # as _history_device's
+    c_from_p, p_from_c = Compiled(**built), Twin(**built)
     c_from_p.restore(p.snapshot())
     p_from_c.restore(c.snapshot())
     assert c_from_p.snapshot() == p_from_c.snapshot() == c.snapshot()

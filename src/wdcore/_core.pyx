@@ -175,7 +175,9 @@ cdef class Watchdog:
 
     def restore(self, data):
         """Take back a snapshot; bad data is a ValueError and changes nothing."""
-        self._apply(self.STATE.unpack(_core_py.check_bytes(data)))
+        state = self.STATE.unpack(_core_py.check_bytes(data))
+        state.check_configuration(self)  # what the device was built with stays
+        self._apply(state)
 
     def __reduce__(self):
         return (_core_py.rebuild, (type(self), self.snapshot()))

@@ -402,14 +402,18 @@ class Watchdog:
     def restore(self, data: bytes) -> None:
         """Take back a snapshot; bad data is a ValueError and changes nothing."""
         # every device class has STATE and _apply, a pair of its own record type
-        self._apply(self.STATE.unpack(check_bytes(data)))  # type: ignore[attr-defined]
+        state = self.STATE.unpack(check_bytes(data))  # type: ignore[attr-defined]
+        state.check_configuration(self)  # what the device was built with stays
+        self._apply(state)  # type: ignore[attr-defined]
 
     def __reduce__(self) -> Tuple[Callable[[Type[Watchdog], bytes], Watchdog], Tuple[Type[Watchdog], bytes]]:
         return (rebuild, (type(self), self.snapshot()))
 
 
 def rebuild(cls: Type[_W], data: bytes) -> _W:
-    """Unpickle: a new device of ``cls`` restored from its snapshot."""
-    dev = cls()
-    dev.restore(data)
+    """Unpickle: a new device of ``cls``, built with the configuration ``data`` holds
+    (its record's ``configuration()``) and restored from it."""
+    state = cls.STATE.unpack(check_bytes(data))  # type: ignore[attr-defined]
+    dev = cls(**state.configuration())
+    dev._apply(state)  # type: ignore[attr-defined]
     return dev

@@ -1,0 +1,197 @@
+"""State at its limits (issue 10, items 9, 10 and 12), on both implementations.
+
+1. snapshots that validate can live: the arming counter's bound (docs/snapshot.md:
+   "≤ 2^63 (arming from 0 never gets there, and from there cannot wrap it)"), and a
+   standalone i6300ESB's profile and extension ("must match the restoring device's");
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pickle
+
+import pytest
+
+from wdcore import _select, _snapshot
+from wdcore._snapshot import I6300ESBState, IB700State, MachineState
+
+from .conftest import S
+from .test_i6300esb import load, ping  # SPEC.md §6's UNLOCK16 sequences
+
+TIME_MAX = (1 << 63) - 1
+BOUND = 1 << 63                 # docs/snapshot.md: counter "≤ 2^63"
+ARM, STOP = 0x443, 0x441        # SPEC.md §2.1: IB700 start / stop ports
+IDX_2S = 0x0E                   # §2.2: index E = 2 s
+
+
+@pytest.fixture
+def ESB(impl):
+    return _select.implementation(impl).I6300ESB
+
+
+def with_counter(record, counter: int):
+    """A device record holding ``counter``, its armed timer numbered just below it."""
+    seq = counter - 1 if record.armed else 0
+    return dataclasses.replace(record, counter=counter, seq=seq)
+
+
+def device_snapshot_with_counter(dev, counter: int) -> bytes:
+    return with_counter(dev.STATE.unpack(dev.snapshot()), counter).pack()
+
+
+def machine_snapshot_with_counter(m, counter: int) -> bytes:
+    state = MachineState.unpack(m.snapshot())
+    devices = tuple(with_counter(rec.unpack(blob), counter).pack()
+                    for rec, blob in zip((IB700State, I6300ESBState), state.devices))
+    return dataclasses.replace(state, counter=counter, devices=devices).pack()
+
+
+def armed_ib700(IB700):
+    dev = IB700()
+    dev.advance(S)
+    dev.io_write(ARM, 1, IDX_2S)                        # deadline 3 s
+    return dev
+
+
+def armed_esb(ESB):
+    dev = ESB(profile="qemu-7.2", stage1_interrupt=True)
+    dev.advance(S)
+    dev.config_write(0x60, 2, 0x0004)                   # 1 MHz: preloads 1/1 last 960 ns
+    load(dev, 1, 1)
+    dev.config_write(0x68, 1, 0x02)                     # enable: stage 1 ends 960 ns later
+    return dev
+
+
+def counter_of(dev) -> int:
+    return dev.STATE.unpack(dev.snapshot()).counter
+
+
+# ---------------------------------------------------------------------------------
+# 1. Snapshots that validate can live (item 9)
+# ---------------------------------------------------------------------------------
+
+def test_ib700_at_the_counter_bound_lives(IB700):
+    """docs/snapshot.md: counter "≤ 2^63 (arming from 0 never gets there, and from there
+    cannot wrap it)": a snapshot at the bound restores, arms by a guest write, fires,
+    snapshots (the twin's pack no longer overflows, the compiled counter no longer
+    wraps) and the used device restores the snapshot again."""
+    at_bound = device_snapshot_with_counter(armed_ib700(IB700), BOUND)
+    dev = IB700()
+    dev.restore(at_bound)
+    assert dev.snapshot() == at_bound
+    dev.io_write(ARM, 1, IDX_2S)                        # a guest write takes number 2^63
+    later = dev.snapshot()
+    assert _raw_counter_and_seq(later, _snapshot.KIND_IB700) == (BOUND + 1, BOUND)
+    assert dev.advance(2 * S) == 1                      # the deadline fires at its time
+    assert dev.events[-1].time_ns == S + 2 * S
+    after = dev.snapshot()
+    assert _raw_counter_and_seq(after, _snapshot.KIND_IB700) == (BOUND + 1, 0)
+    dev.restore(at_bound)                               # the used device takes it back
+    assert dev.snapshot() == at_bound
+    assert dev.advance(2 * S) == 1
+
+
+def test_i6300esb_at_the_counter_bound_lives(ESB):
+    """As for the IB700: an enabled i6300ESB at the bound arms its stages (a guest ping,
+    then each stage end takes a number), fires and snapshots; restore takes the bound
+    snapshot back."""
+    src = armed_esb(ESB)
+    at_bound = device_snapshot_with_counter(src, BOUND)
+    dev = ESB(profile="qemu-7.2", stage1_interrupt=True)
+    dev.restore(at_bound)
+    assert dev.snapshot() == at_bound
+    ping(dev)                                           # stage 1 again, number 2^63
+    assert _raw_counter_and_seq(dev.snapshot(), _snapshot.KIND_I6300ESB) == (BOUND + 1, BOUND)
+    assert dev.advance(960 + 960) == 1                  # stage 2 (number 2^63+1), then expiry
+    assert dev.events[-1].time_ns == dev.now
+    assert _raw_counter_and_seq(dev.snapshot(), _snapshot.KIND_I6300ESB) == (BOUND + 2, 0)
+    dev.restore(at_bound)
+    assert dev.snapshot() == at_bound
+
+
+def test_machine_at_the_counter_bound_lives(make_machine):
+    """A Machine's header counter and its devices' share the bound: at the bound a
+    Machine arms both devices by guest writes, fires and snapshots; restore takes the
+    bound snapshot back."""
+    m = make_machine(action="none")
+    m.advance(S)
+    m.io_write(ARM, 1, IDX_2S)
+    at_bound = machine_snapshot_with_counter(m, BOUND)
+    other = make_machine(action="none")
+    other.restore(at_bound)
+    assert other.snapshot() == at_bound
+    other.io_write(ARM, 1, IDX_2S)                      # re-arm: number 2^63
+    assert other.advance(2 * S) == 1
+    assert [e["event"] for e in other.events] == ["WATCHDOG"]
+    header = _snapshot.unwrap(other.snapshot(), _snapshot.KIND_MACHINE)
+    assert int.from_bytes(header[19:27], "little") == BOUND + 1  # docs: counter at 19
+    other.restore(at_bound)
+    assert other.snapshot() == at_bound
+
+
+@pytest.mark.parametrize("counter", [BOUND + 1, 2**64 - 1])
+def test_a_counter_above_the_bound_is_refused(IB700, ESB, make_machine, counter):
+    """docs/snapshot.md: counter "≤ 2^63"; on main 2^64−1 was accepted and the next arming
+    wrapped it (compiled: its own snapshot then refused; twin: snapshot() raised
+    struct.error).  Refused with ValueError, the object unchanged."""
+    for dev in (armed_ib700(IB700), armed_esb(ESB)):
+        data = device_snapshot_with_counter(dev, counter)
+        before = dev.snapshot()
+        with pytest.raises(ValueError, match=r"arming counter \d+ beyond 2\*\*63"):
+            dev.restore(data)
+        assert dev.snapshot() == before
+    m = make_machine()
+    m.io_write(ARM, 1, IDX_2S)
+    data = machine_snapshot_with_counter(m, counter)
+    before = m.snapshot()
+    with pytest.raises(ValueError, match=r"arming counter \d+ beyond 2\*\*63"):
+        m.restore(data)
+    assert m.snapshot() == before
+
+
+def test_a_counter_past_the_bound_is_what_only_a_made_up_snapshot_leads_to(IB700):
+    """docs/snapshot.md: a device restored from a made-up snapshot at the bound "goes past
+    it with its next arming; its later snapshots are refused like any other counter no
+    run from 0 can reach"."""
+    dev = IB700()
+    dev.restore(device_snapshot_with_counter(armed_ib700(IB700), BOUND))
+    dev.io_write(ARM, 1, IDX_2S)
+    with pytest.raises(ValueError, match="beyond 2\\*\\*63"):
+        IB700().restore(dev.snapshot())
+
+
+def _raw_counter_and_seq(snapshot: bytes, kind: int) -> tuple[int, int]:
+    """(counter, seq) as stored, read without the record's checks (docs/snapshot.md:
+    seq at payload offset 18, counter at 26)."""
+    payload = _snapshot.unwrap(snapshot, kind)
+    return int.from_bytes(payload[26:34], "little"), int.from_bytes(payload[18:26], "little")
+
+
+def test_a_standalone_i6300esb_restores_only_its_own_configuration(ESB):
+    """docs/snapshot.md: profile and stage1_interrupt "must match the restoring device's",
+    as a Machine refuses an i6300esb of another profile or extension; on main a
+    standalone device silently took them from the snapshot."""
+    src = armed_esb(ESB)                                # "qemu-7.2", extension on
+    for built, differs in [({}, "profile"), ({"profile": "qemu-7.2"}, "stage1_interrupt"),
+                           ({"stage1_interrupt": True}, "profile")]:
+        dev = ESB(**built)
+        before = dev.snapshot()
+        with pytest.raises(ValueError, match=f"data holds an i6300esb whose {differs} "
+                                             "differs from this device's"):
+            dev.restore(src.snapshot())
+        assert dev.snapshot() == before
+    same = ESB(profile="qemu-7.2", stage1_interrupt=True)
+    same.restore(src.snapshot())
+    assert same.snapshot() == src.snapshot()
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_an_i6300esb_of_another_configuration_still_copies(ESB, how):
+    """Unpickling and deepcopy build the device with the snapshot's profile and
+    stage1_interrupt, then restore it."""
+    src = armed_esb(ESB)
+    clone = pickle.loads(pickle.dumps(src)) if how == "pickle" else copy.deepcopy(src)
+    assert (clone.profile, clone.stage1_interrupt) == ("qemu-7.2", True)
+    assert clone.snapshot() == src.snapshot()
+    clone.config_write(0x60, 2, 0x0013)
+    assert clone.config_read(0x60, 2) == 0x0011         # the 7.2 mask (SPEC.md §3.3)

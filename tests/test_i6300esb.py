@@ -1629,26 +1629,35 @@ def test_overdue_deadline_fires_at_now_and_remaining_is_0(ESB):
 
 def test_deadline_past_time_max_never_fires(ESB):
     """§3.9: "A deadline now + duration ... always fits an unsigned 64-bit field; one past
-    2^63−1 never fires"."""
+    2^63−1 never fires"; docs/design.md, the end of time: it "stays in the state and in
+    snapshots, but is never reached: `next_deadline` ... is None for it"."""
     dev = fresh(ESB, t0=TIME_MAX - 100)
     dev.config_write(0x60, 2, 0x04)
     load(dev, 1, 1)
     dev.config_write(0x68, 1, 0x02)
-    assert dev.next_deadline == TIME_MAX + 860
+    assert payload(dev)["deadline"] == TIME_MAX + 860
+    assert dev.next_deadline is None
     assert dev.remaining_ns == 960
     assert dev.advance_to(TIME_MAX) == 0
     assert dev.stage == 1
     assert dev.remaining_ns == 860
+    assert dev.next_deadline is None
     clone = ESB()
     clone.restore(dev.snapshot())
-    assert clone.next_deadline == TIME_MAX + 860
+    assert payload(clone)["deadline"] == TIME_MAX + 860
+    assert clone.next_deadline is None
 
 
 def test_max_stage_near_time_max(ESB):
+    """The longest stage (§3.9: 1 030 791 168 000 ns) armed 1 ns before the end of time:
+    docs/design.md, "never reached: `next_deadline` ... is None for it"."""
     dev = fresh(ESB, t0=TIME_MAX - 1)
     dev.config_write(0x68, 1, 0x02)
-    assert dev.next_deadline == TIME_MAX - 1 + 1_030_791_168_000
+    assert payload(dev)["deadline"] == TIME_MAX - 1 + 1_030_791_168_000
+    assert dev.remaining_ns == 1_030_791_168_000
+    assert dev.next_deadline is None
     assert dev.advance(1) == 0
+    assert dev.next_deadline is None
 
 
 def test_advance_counts_only_watchdog_events(ESB):
@@ -1708,7 +1717,11 @@ def test_free_running_huge_advance_is_o1(ESB, delta):
     stage, deadline, ends = phase(7, 960, 960, T)
     assert dev.now == T
     assert dev.stage == stage
-    assert dev.next_deadline == deadline
+    assert payload(dev)["deadline"] == deadline
+    # docs/design.md: a deadline past 2^63−1 ns "is never reached: `next_deadline` ... is
+    # None for it" (at T = 2^63−1 the next stage end lies past it)
+    assert dev.next_deadline == (deadline if deadline <= TIME_MAX else None)
+    assert (dev.next_deadline is None) == (delta == TIME_MAX - 7)
     assert dev.remaining_ns == deadline - T
     assert dev.events == []
     f = payload(dev)
@@ -1755,7 +1768,10 @@ def test_free_running_1khz_to_time_max(ESB):
     assert dev.advance_to(TIME_MAX) == 0
     assert time.perf_counter() - start < 2.0
     stage, deadline, _ = phase(0, 9_830_400, 9_830_400, TIME_MAX)
-    assert (dev.stage, dev.next_deadline) == (stage, deadline)
+    assert deadline > TIME_MAX
+    assert (dev.stage, payload(dev)["deadline"]) == (stage, deadline)
+    # docs/design.md: "never reached: `next_deadline` ... is None for it"
+    assert dev.next_deadline is None
 
 
 def test_free_running_o1_with_stage1_interrupt(ESB):

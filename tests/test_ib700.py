@@ -589,13 +589,18 @@ def test_deadline_equal_to_now_after_restore_fires_on_advance_zero(IB700):
 
 
 def test_time_max_reachable_and_deadline_beyond_never_fires(IB700):
-    """§1.4: 0 ≤ t ≤ 2^63−1; §3.9: "one past 2^63−1 never fires"."""
+    """§1.4: 0 ≤ t ≤ 2^63−1; §3.9: "one past 2^63−1 never fires"; docs/design.md, the end
+    of time: such a deadline "stays in the state and in snapshots, but is never reached:
+    `next_deadline` ... is None for it"."""
     dev = IB700()
     dev.advance_to(TIME_MAX - S)
     dev.io_write(0x443, 1, 0x0E)           # deadline = TIME_MAX + 1 s
-    assert dev.next_deadline == TIME_MAX + S
+    assert dev.next_deadline is None       # never reached
+    payload = _snapshot.unwrap(dev.snapshot(), _snapshot.KIND_IB700)
+    assert struct.unpack("<QBBQQQ", payload)[2:4] == (1, TIME_MAX + S)  # still armed, as set
     assert dev.advance_to(TIME_MAX) == 0
     assert dev.now == TIME_MAX
+    assert dev.next_deadline is None
     assert dev.events == []
 
 

@@ -3,6 +3,10 @@
 1. snapshots that validate can live: the arming counter's bound (docs/snapshot.md:
    "≤ 2^63 (arming from 0 never gets there, and from there cannot wrap it)"), and a
    standalone i6300ESB's profile and extension ("must match the restoring device's");
+2. the end of time (docs/design.md): a deadline past 2^63−1 ns "is never reached:
+   `next_deadline` (a device's and the Machine's) is None for it, so the loop
+   `while (d := m.next_deadline) is not None: m.advance_to(d)` ends there", while a
+   bare `clock_step` keeps saturating at 2^63−1 ns (docs/ops.md).
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import pickle
 
 import pytest
 
-from wdcore import _select, _snapshot
+from wdcore import _select, _snapshot, clients
 from wdcore._snapshot import I6300ESBState, IB700State, MachineState
 
 from .conftest import S
@@ -195,3 +199,113 @@ def test_an_i6300esb_of_another_configuration_still_copies(ESB, how):
     assert clone.snapshot() == src.snapshot()
     clone.config_write(0x60, 2, 0x0013)
     assert clone.config_read(0x60, 2) == 0x0011         # the 7.2 mask (SPEC.md §3.3)
+
+
+# ---------------------------------------------------------------------------------
+# 2. The end of time (item 12)
+# ---------------------------------------------------------------------------------
+
+BAR = 0xFEBF0000                # a BAR0 in the PCI hole (SPEC.md §7.3 item 6)
+SLOT = 2                        # the Machine's default esb_slot
+
+
+def run_the_documented_loop(obj) -> list[int]:
+    """API.md's host loop, advancing in steps bounded by next_deadline; the times it
+    stepped to."""
+    steps = []
+    while (d := obj.next_deadline) is not None:
+        obj.advance_to(d)
+        steps.append(d)
+        assert len(steps) < 100, "the loop does not end"
+    return steps
+
+
+def test_the_loop_ends_at_the_end_of_time_on_an_ib700(IB700):
+    """An IB700 re-armed by its callback every 2 s from 7 s before the end: it fires at
+    −5, −3 and −1 s; the fourth arming lies past the end and the loop ends (on main,
+    advance_to(2^63−1 + 1 s) raised ValueError)."""
+    dev = IB700(action="none")
+    dev.advance_to(TIME_MAX - 7 * S)
+    dev.on_expire = lambda e: dev.io_write(ARM, 1, IDX_2S)
+    dev.io_write(ARM, 1, IDX_2S)
+    assert run_the_documented_loop(dev) == [TIME_MAX - 5 * S, TIME_MAX - 3 * S, TIME_MAX - S]
+    assert [e.time_ns for e in dev.events] == [TIME_MAX - 5 * S, TIME_MAX - 3 * S, TIME_MAX - S]
+    assert dev.next_deadline is None
+    assert _raw_deadline(dev.snapshot(), _snapshot.KIND_IB700) == TIME_MAX + S  # still armed
+    assert dev.advance_to(TIME_MAX) == 0
+
+
+def test_the_loop_ends_at_the_end_of_time_on_an_i6300esb(ESB):
+    """A free-running i6300ESB (reboot disabled, 1 MHz, preloads 1/1: a stage every
+    960 ns, SPEC.md §3.9) enabled 5 000 ns before the end: five stage ends, then the
+    sixth lies past the end and the loop ends."""
+    dev = ESB()
+    dev.advance_to(TIME_MAX - 5_000)
+    dev.config_write(0x60, 2, 0x0024)                   # reboot disabled, 1 MHz
+    load(dev, 1, 1)
+    dev.config_write(0x68, 1, 0x06)                     # enabled, free_run
+    t0 = TIME_MAX - 5_000
+    assert run_the_documented_loop(dev) == [t0 + 960 * k for k in range(1, 6)]
+    assert dev.now == t0 + 4_800
+    assert dev.next_deadline is None
+    assert _raw_deadline(dev.snapshot(), _snapshot.KIND_I6300ESB) == t0 + 5_760
+    assert dev.advance_to(TIME_MAX) == 0 and dev.stage == 2
+
+
+def free_running_esb_ops(ns_before_end: int):
+    """Bring-up, 1 MHz and reboot disabled, preloads 1/1, then free-running enabled
+    ``ns_before_end`` before the end of time (SPEC.md §6, §3.4-§3.6)."""
+    return (clients.firmware.assign_bar0(SLOT, BAR)
+            + clients.pci_config_write(SLOT, 0x60, 2, 0x0024)
+            + clients.esb_preloads(BAR, 1, 1)
+            + [("clock_set", TIME_MAX - ns_before_end)]
+            + clients.pci_config_write(SLOT, 0x68, 1, 0x06))
+
+
+@pytest.mark.parametrize("devices", [("ib700",), ("i6300esb",), ("ib700", "i6300esb")])
+def test_the_loop_ends_at_the_end_of_time_on_a_machine(make_machine, devices):
+    """The Machine's next_deadline is the earliest of its devices': an IB700 armed 3 s
+    before the end fires at −1 s; a free-running i6300ESB enabled 5 000 ns before the
+    end has five stage ends handled; an IB700 armed then lies past the end, as does the
+    i6300ESB's sixth stage end, and the loop ends."""
+    m = make_machine(devices=devices, action="none")
+    t0 = TIME_MAX - 5_000
+    if "ib700" in devices:
+        m.advance_to(TIME_MAX - 3 * S)
+        m.io_write(ARM, 1, IDX_2S)
+        assert run_the_documented_loop(m) == [TIME_MAX - S]
+        assert m.events == [{"event": "WATCHDOG", "data": {"action": "none"},
+                             "time_ns": TIME_MAX - S}]
+        m.clear_events()
+    if "i6300esb" in devices:
+        m.run(free_running_esb_ops(5_000))
+    assert m.advance_to(t0) == 0
+    if "ib700" in devices:
+        m.io_write(ARM, 1, IDX_2S)                      # deadline t0 + 2 s: past the end
+    expected = [t0 + 960 * k for k in range(1, 6)] if "i6300esb" in devices else []
+    assert run_the_documented_loop(m) == expected
+    assert m.next_deadline is None
+    assert m.events == []                               # free-running stage ends are silent
+    assert m.advance_to(TIME_MAX) == 0
+    assert m.now == TIME_MAX and m.next_deadline is None
+
+
+def test_a_bare_clock_step_still_saturates_at_the_end_of_time(make_machine):
+    """docs/ops.md: a bare `clock_step` "advances to the earliest pending deadline,
+    saturating at 2^63−1 ns (...a deadline past the end of time, for which
+    `next_deadline` is None, still moves the clock to 2^63−1 ns)" — unchanged."""
+    m = make_machine(devices=("ib700",))
+    m.advance_to(TIME_MAX - S)
+    m.io_write(ARM, 1, IDX_2S)                          # deadline 2^63−1 + 1 s
+    assert m.next_deadline is None
+    result = m.run([("clock_step",)])
+    assert result.ops_executed == 1 and result.events == []
+    assert m.now == TIME_MAX
+    m2 = make_machine(devices=("ib700",))
+    m2.run([("clock_set", TIME_MAX - S), ("outb", ARM, IDX_2S), ("clock_step",)])
+    assert m2.snapshot() == m.snapshot()
+
+
+def _raw_deadline(snapshot: bytes, kind: int) -> int:
+    """The stored deadline (docs/snapshot.md: payload offset 10)."""
+    return int.from_bytes(_snapshot.unwrap(snapshot, kind)[10:18], "little")

@@ -110,8 +110,11 @@ cdef class Watchdog:
 
     @property
     def next_deadline(self):
-        """Absolute time of the next timer event in ns, or None when idle."""
-        return self.timer.deadline if self.timer.armed else None
+        """Absolute time of the next timer event in ns, or None when idle or when it lies
+        past the end of virtual time (2**63-1 ns), where it is never reached."""
+        if self.timer.armed and self.timer.deadline <= WD_TIME_MAX_NS:
+            return self.timer.deadline
+        return None
 
     def advance(self, delta_ns):
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""

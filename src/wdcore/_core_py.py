@@ -339,8 +339,10 @@ class Watchdog:
 
     @property
     def next_deadline(self) -> Optional[int]:
-        """Absolute time of the next timer event in ns, or None when idle."""
-        return self._timer.deadline if self._timer.armed else None
+        """Absolute time of the next timer event in ns, or None when idle or when it lies
+        past the end of virtual time (2**63-1 ns), where it is never reached."""
+        t = self._timer
+        return t.deadline if t.armed and t.deadline <= TIME_MAX_NS else None
 
     def advance(self, delta_ns: int) -> int:
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""

@@ -6,25 +6,36 @@
 2. the end of time (docs/design.md): a deadline past 2^63−1 ns "is never reached:
    `next_deadline` (a device's and the Machine's) is None for it, so the loop
    `while (d := m.next_deadline) is not None: m.advance_to(d)` ends there", while a
-   bare `clock_step` keeps saturating at 2^63−1 ns (docs/ops.md).
+   bare `clock_step` keeps saturating at 2^63−1 ns (docs/ops.md);
+3. pickles name no implementation (docs/design.md, Copies): "Unpickling builds the
+   object in the implementation selected where it is loaded", so a pickle moves between
+   them, even to where the compiled core cannot be imported; "A `copy.deepcopy` keeps
+   the original's implementation".
 """
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
+import io
+import json
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from wdcore import _select, _snapshot, clients
+from wdcore import Machine, _core_py, _select, _snapshot, clients
 from wdcore._snapshot import I6300ESBState, IB700State, MachineState
 
-from .conftest import S
+from .conftest import S, _require_compiled
 from .test_i6300esb import load, ping  # SPEC.md §6's UNLOCK16 sequences
 
 TIME_MAX = (1 << 63) - 1
 BOUND = 1 << 63                 # docs/snapshot.md: counter "≤ 2^63"
-ARM, STOP = 0x443, 0x441        # SPEC.md §2.1: IB700 start / stop ports
+ARM = 0x443                     # SPEC.md §2.1: an IB700 start port
 IDX_2S = 0x0E                   # §2.2: index E = 2 s
 
 
@@ -66,8 +77,11 @@ def armed_esb(ESB):
     return dev
 
 
-def counter_of(dev) -> int:
-    return dev.STATE.unpack(dev.snapshot()).counter
+def _raw_counter_and_seq(snapshot: bytes, kind: int) -> tuple[int, int]:
+    """(counter, seq) as stored, read without the record's checks (docs/snapshot.md:
+    seq at payload offset 18, counter at 26)."""
+    payload = _snapshot.unwrap(snapshot, kind)
+    return int.from_bytes(payload[26:34], "little"), int.from_bytes(payload[18:26], "little")
 
 
 # ---------------------------------------------------------------------------------
@@ -164,13 +178,6 @@ def test_a_counter_past_the_bound_is_what_only_a_made_up_snapshot_leads_to(IB700
         IB700().restore(dev.snapshot())
 
 
-def _raw_counter_and_seq(snapshot: bytes, kind: int) -> tuple[int, int]:
-    """(counter, seq) as stored, read without the record's checks (docs/snapshot.md:
-    seq at payload offset 18, counter at 26)."""
-    payload = _snapshot.unwrap(snapshot, kind)
-    return int.from_bytes(payload[26:34], "little"), int.from_bytes(payload[18:26], "little")
-
-
 def test_a_standalone_i6300esb_restores_only_its_own_configuration(ESB):
     """docs/snapshot.md: profile and stage1_interrupt "must match the restoring device's",
     as a Machine refuses an i6300esb of another profile or extension; on main a
@@ -252,13 +259,17 @@ def test_the_loop_ends_at_the_end_of_time_on_an_i6300esb(ESB):
     assert dev.advance_to(TIME_MAX) == 0 and dev.stage == 2
 
 
-def free_running_esb_ops(ns_before_end: int):
-    """Bring-up, 1 MHz and reboot disabled, preloads 1/1, then free-running enabled
-    ``ns_before_end`` before the end of time (SPEC.md §6, §3.4-§3.6)."""
+def esb_setup_ops():
+    """BAR0 assigned, 1 MHz and reboot disabled, preloads 1/1 (SPEC.md §6, §3.3, §3.5)."""
     return (clients.firmware.assign_bar0(SLOT, BAR)
             + clients.pci_config_write(SLOT, 0x60, 2, 0x0024)
-            + clients.esb_preloads(BAR, 1, 1)
-            + [("clock_set", TIME_MAX - ns_before_end)]
+            + clients.esb_preloads(BAR, 1, 1))
+
+
+def free_running_esb_ops(ns_before_end: int):
+    """esb_setup_ops, then free-running enabled ``ns_before_end`` before the end of time
+    (§3.4, §3.6)."""
+    return (esb_setup_ops() + [("clock_set", TIME_MAX - ns_before_end)]
             + clients.pci_config_write(SLOT, 0x68, 1, 0x06))
 
 
@@ -309,3 +320,147 @@ def test_a_bare_clock_step_still_saturates_at_the_end_of_time(make_machine):
 def _raw_deadline(snapshot: bytes, kind: int) -> int:
     """The stored deadline (docs/snapshot.md: payload offset 10)."""
     return int.from_bytes(_snapshot.unwrap(snapshot, kind)[10:18], "little")
+
+
+# ---------------------------------------------------------------------------------
+# 3. Pickles name no implementation (item 10)
+# ---------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+OLD_PICKLES = ROOT / "tests" / "data" / "pickles-03f006a.json"
+
+
+class HostMachine(Machine):
+    """A host's subclass: pickles keep it (the front class), not the implementation."""
+
+    def ping(self) -> None:
+        self.io_write(ARM, 1, IDX_2S)
+
+
+def objects_on(name: str) -> list:
+    """An armed IB700, an i6300ESB of profile "qemu-7.2" with the extension, a Machine
+    and a host's Machine subclass with history, all on implementation ``name``."""
+    i = _select.implementation(name)
+    ib = i.IB700(action="debug")
+    ib.advance(S)
+    ib.io_write(ARM, 1, IDX_2S)
+    m = Machine(implementation=name, action="pause", profile="qemu-7.2")
+    m.run(esb_setup_ops())
+    m.io_write(ARM, 1, IDX_2S)
+    host = HostMachine(implementation=name, devices=("ib700",))
+    host.ping()
+    host.advance(S)
+    return [ib, armed_esb(i.I6300ESB), m, host]
+
+
+def found_classes(data: bytes) -> set:
+    """The (module, name) globals a pickle refers to."""
+    found = set()
+
+    class Recorder(pickle.Unpickler):
+        def find_class(self, module, name):
+            found.add((module, name))
+            return super().find_class(module, name)
+
+    Recorder(io.BytesIO(data)).load()
+    return found
+
+
+def implementation_of(obj) -> str:
+    if isinstance(obj, Machine):
+        return obj.implementation
+    return "python" if type(obj).__module__.endswith("_py") else "compiled"
+
+
+def test_pickles_name_no_implementation(impl):
+    """Only pure-Python callables (and a host's own class) and a device kind: nothing
+    of the compiled modules or the twins, no implementation name."""
+    ib, esb, m, host = objects_on(impl)
+    for dev, kind in ((ib, "ib700"), (esb, "i6300esb")):
+        assert found_classes(pickle.dumps(dev)) == {("wdcore._core_py", "rebuild")}
+        assert dev.__reduce__() == (_core_py.rebuild, (kind, dev.snapshot()))
+    assert found_classes(pickle.dumps(m)) == {("wdcore.machine", "_machine_from_snapshot"),
+                                              ("wdcore.machine", "Machine")}
+    assert found_classes(pickle.dumps(host)) == {("wdcore.machine", "_machine_from_snapshot"),
+                                                 (__name__, "HostMachine")}
+    for machine in (m, host):
+        args = machine.__reduce__()[1]
+        assert not {"compiled", "python"} & {a for a in args if isinstance(a, str)}
+
+
+def test_a_deepcopy_keeps_its_implementation(impl):
+    for obj in objects_on(impl):
+        clone = copy.deepcopy(obj)
+        assert type(clone) is type(obj) and implementation_of(clone) == impl
+        assert clone.snapshot() == obj.snapshot()
+
+
+LOADER = """
+import base64, json, pickle, sys
+%s
+import wdcore
+out = []
+for b64 in json.loads(sys.stdin.read()):
+    obj = pickle.loads(base64.b64decode(b64))
+    if isinstance(obj, wdcore.Machine):
+        impl = obj.implementation
+    else:
+        impl = "python" if type(obj).__module__.endswith("_py") else "compiled"
+    out.append([type(obj).__name__, impl, obj.snapshot().hex()])
+print(json.dumps({"has_extensions": wdcore.HAS_EXTENSIONS, "objects": out}))
+"""
+
+#: what makes the compiled modules unimportable in a process (as where they were never built)
+NO_COMPILED_MODULES = "\n".join(
+    f"sys.modules[{name!r}] = None" for name in _select.COMPILED_MODULES)
+
+
+def load_elsewhere(pickles: list[bytes], env: dict, prelude: str = "") -> dict:
+    """Unpickle in a fresh process with ``env`` set (the WDCORE_* flags cleared first)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("WDCORE_")}
+    full.update(env)
+    out = subprocess.run([sys.executable, "-c", LOADER % prelude], cwd=ROOT, env=full,
+                         input=json.dumps([base64.b64encode(p).decode() for p in pickles]),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+#: (made on, the loading process's WDCORE_* flags, code run before importing wdcore,
+#: built as there)
+WHERE = {
+    # on main a pickle named the compiled class and ignored WDCORE_NO_EXTENSIONS=1
+    "compiled-pickle-under-no-extensions": ("compiled", {"WDCORE_NO_EXTENSIONS": "1"}, "",
+                                            "python"),
+    "twin-pickle-by-default": ("python", {"WDCORE_REQUIRE_EXTENSIONS": "1"}, "", "compiled"),
+    # _select falls back to the twin when the compiled modules do not import; on main a
+    # compiled pickle named wdcore._ib700 etc. and did not load there
+    "compiled-pickle-without-the-compiled-core": ("compiled", {}, NO_COMPILED_MODULES, "python"),
+}
+
+
+@pytest.mark.parametrize("case", WHERE)
+def test_a_pickle_loads_in_the_implementation_selected_where_it_is_loaded(case):
+    """Each object builds in the loading process's selection, with an identical
+    snapshot (and a host's subclass stays one)."""
+    _require_compiled()
+    made_on, env, prelude, built_as = WHERE[case]
+    objects = objects_on(made_on)
+    got = load_elsewhere([pickle.dumps(o) for o in objects], env, prelude)
+    assert got["has_extensions"] is (built_as == "compiled")
+    assert got["objects"] == [[type(o).__name__, built_as, o.snapshot().hex()] for o in objects]
+
+
+def test_old_pickles_load_in_the_selected_implementation():
+    """tests/data's pickles from commit 03f006a: a Machine's stored implementation name
+    is ignored in favour of the selection, and so is a device's module (which must
+    still be importable: old device pickles name it)."""
+    rows = json.loads(OLD_PICKLES.read_text())
+    if not _select.HAS_EXTENSIONS:
+        rows = [r for r in rows if r["implementation"] == "python"]
+    pickles = [base64.b64decode(r["pickle_b64"]) for r in rows]
+    for env, impl in (({"WDCORE_NO_EXTENSIONS": "1"}, "python"),) + (
+            (({"WDCORE_REQUIRE_EXTENSIONS": "1"}, "compiled"),) if _select.HAS_EXTENSIONS else ()):
+        got = load_elsewhere(pickles, env)
+        assert [o[1] for o in got["objects"]] == [impl] * len(rows)
+        assert [o[2] for o in got["objects"]] == [r["snapshot_hex"] for r in rows]

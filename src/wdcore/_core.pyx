@@ -183,7 +183,11 @@ cdef class Watchdog:
         self._apply(state)
 
     def __reduce__(self):
-        return (_core_py.rebuild, (type(self), self.snapshot()))
+        # the kind, not the class: the pickle loads in the implementation selected there
+        return (_core_py.rebuild, (self.KIND, self.snapshot()))
+
+    def __deepcopy__(self, memo):
+        return _core_py.restored(type(self), self.snapshot())  # a copy keeps its implementation
 
 
 cdef int raise_held(list errors) except -1:

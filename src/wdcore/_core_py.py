@@ -408,13 +408,27 @@ class Watchdog:
         state.check_configuration(self)  # what the device was built with stays
         self._apply(state)  # type: ignore[attr-defined]
 
-    def __reduce__(self) -> Tuple[Callable[[Type[Watchdog], bytes], Watchdog], Tuple[Type[Watchdog], bytes]]:
-        return (rebuild, (type(self), self.snapshot()))
+    def __reduce__(self) -> Tuple[Callable[[str, bytes], object], Tuple[str, bytes]]:
+        # the kind, not the class: the pickle loads in the implementation selected there
+        return (rebuild, (self.KIND, self.snapshot()))
+
+    def __deepcopy__(self: _W, memo: dict[int, object]) -> _W:
+        return restored(type(self), self.snapshot())  # a copy keeps its implementation
 
 
-def rebuild(cls: Type[_W], data: bytes) -> _W:
-    """Unpickle: a new device of ``cls``, built with the configuration ``data`` holds
-    (its record's ``configuration()``) and restored from it."""
+def rebuild(kind: str | type, data: bytes) -> object:
+    """Unpickle: a new device of ``kind`` ("ib700", "i6300esb"; pickles of older
+    releases give its class) restored from its snapshot, in the implementation selected
+    where the pickle is loaded (``wdcore.implementation()``: the compiled core unless
+    WDCORE_NO_EXTENSIONS is set or it is missing)."""
+    from wdcore._select import implementation  # here: _select loads the cores, which import this
+    name = kind if isinstance(kind, str) else getattr(kind, "KIND", None)
+    return restored(implementation().device(name), data)
+
+
+def restored(cls: Type[_W], data: bytes) -> _W:
+    """A new device of ``cls``, built with the configuration ``data`` holds (its
+    record's ``configuration()``) and restored from it."""
     state = cls.STATE.unpack(check_bytes(data))  # type: ignore[attr-defined]
     dev = cls(**state.configuration())
     dev._apply(state)  # type: ignore[attr-defined]

@@ -1629,26 +1629,35 @@ def test_overdue_deadline_fires_at_now_and_remaining_is_0(ESB):
 
 def test_deadline_past_time_max_never_fires(ESB):
     """§3.9: "A deadline now + duration ... always fits an unsigned 64-bit field; one past
-    2^63−1 never fires"."""
+    2^63−1 never fires"; docs/design.md, the end of time: it "stays in the state and in
+    snapshots, but is never reached: `next_deadline` ... is None for it"."""
     dev = fresh(ESB, t0=TIME_MAX - 100)
     dev.config_write(0x60, 2, 0x04)
     load(dev, 1, 1)
     dev.config_write(0x68, 1, 0x02)
-    assert dev.next_deadline == TIME_MAX + 860
+    assert payload(dev)["deadline"] == TIME_MAX + 860
+    assert dev.next_deadline is None
     assert dev.remaining_ns == 960
     assert dev.advance_to(TIME_MAX) == 0
     assert dev.stage == 1
     assert dev.remaining_ns == 860
+    assert dev.next_deadline is None
     clone = ESB()
     clone.restore(dev.snapshot())
-    assert clone.next_deadline == TIME_MAX + 860
+    assert payload(clone)["deadline"] == TIME_MAX + 860
+    assert clone.next_deadline is None
 
 
 def test_max_stage_near_time_max(ESB):
+    """The longest stage (§3.9: 1 030 791 168 000 ns) armed 1 ns before the end of time:
+    docs/design.md, "never reached: `next_deadline` ... is None for it"."""
     dev = fresh(ESB, t0=TIME_MAX - 1)
     dev.config_write(0x68, 1, 0x02)
-    assert dev.next_deadline == TIME_MAX - 1 + 1_030_791_168_000
+    assert payload(dev)["deadline"] == TIME_MAX - 1 + 1_030_791_168_000
+    assert dev.remaining_ns == 1_030_791_168_000
+    assert dev.next_deadline is None
     assert dev.advance(1) == 0
+    assert dev.next_deadline is None
 
 
 def test_advance_counts_only_watchdog_events(ESB):
@@ -1708,7 +1717,11 @@ def test_free_running_huge_advance_is_o1(ESB, delta):
     stage, deadline, ends = phase(7, 960, 960, T)
     assert dev.now == T
     assert dev.stage == stage
-    assert dev.next_deadline == deadline
+    assert payload(dev)["deadline"] == deadline
+    # docs/design.md: a deadline past 2^63−1 ns "is never reached: `next_deadline` ... is
+    # None for it" (at T = 2^63−1 the next stage end lies past it)
+    assert dev.next_deadline == (deadline if deadline <= TIME_MAX else None)
+    assert (dev.next_deadline is None) == (delta == TIME_MAX - 7)
     assert dev.remaining_ns == deadline - T
     assert dev.events == []
     f = payload(dev)
@@ -1755,7 +1768,10 @@ def test_free_running_1khz_to_time_max(ESB):
     assert dev.advance_to(TIME_MAX) == 0
     assert time.perf_counter() - start < 2.0
     stage, deadline, _ = phase(0, 9_830_400, 9_830_400, TIME_MAX)
-    assert (dev.stage, dev.next_deadline) == (stage, deadline)
+    assert deadline > TIME_MAX
+    assert (dev.stage, payload(dev)["deadline"]) == (stage, deadline)
+    # docs/design.md: "never reached: `next_deadline` ... is None for it"
+    assert dev.next_deadline is None
 
 
 def test_free_running_o1_with_stage1_interrupt(ESB):
@@ -2217,7 +2233,7 @@ def test_restore_gives_identical_future(ESB):
     """API.md: restore gives the "exact state incl. pending deadline"."""
     a = _history_device(ESB)
     snap = a.snapshot()
-    b = ESB()
+    b = ESB(profile="qemu-7.2", stage1_interrupt=True)  # as built: a restore keeps them
     b.restore(snap)
     assert b.snapshot() == snap
     assert (b.now, b.stage, b.next_deadline, b.remaining_ns, b.irq_level) == \
@@ -2235,18 +2251,33 @@ def test_restore_gives_identical_future(ESB):
 
 
 def test_restore_carries_profile_and_extension(ESB):
-    """§3.10: the snapshot holds the profile and the extension flag."""
-    src = _history_device(ESB)
-    dev = ESB()                                         # "qemu", extension off
+    """§3.10: the snapshot holds the profile and the extension flag; docs/snapshot.md: each
+    "must match the restoring device's", as a Machine's must match the Machine's.  A device
+    built with the same profile and extension takes the state; any other is refused with
+    ValueError, the device unchanged."""
+    src = _history_device(ESB)                          # "qemu-7.2", extension on
+    dev = ESB(profile="qemu-7.2", stage1_interrupt=True)
     dev.restore(src.snapshot())
+    assert dev.snapshot() == src.snapshot()
     dev.config_write(0x60, 2, 0x0013)
     assert dev.config_read(0x60, 2) == 0x0011           # the 7.2 mask (§3.3)
     assert dev.mmio_read(0x08, 1) == 1                  # extension on, GINTSR set
+    for built, differs in [(dict(), "profile"), (dict(stage1_interrupt=True), "profile"),
+                           (dict(profile="qemu-7.2"), "stage1_interrupt")]:
+        other = ESB(**built)
+        before = other.snapshot()
+        with pytest.raises(ValueError, match=rf"data holds an i6300esb whose {differs} "
+                                             r"differs from this device's"):
+            other.restore(src.snapshot())
+        assert other.snapshot() == before
+        assert (other.profile, other.stage1_interrupt) == (built.get("profile", "qemu"),
+                                                           built.get("stage1_interrupt", False))
     back = ESB(profile="qemu-7.2", stage1_interrupt=True)
-    back.restore(ESB().snapshot())
+    with pytest.raises(ValueError, match="whose profile differs from this device's "
+                                         r"\('qemu', not 'qemu-7.2'\)"):
+        back.restore(ESB().snapshot())
     back.config_write(0x60, 2, 0x0013)
-    assert back.config_read(0x60, 2) == 0x0003          # "qemu" mask
-    assert back.mmio_read(0x08, 4) == 0
+    assert back.config_read(0x60, 2) == 0x0011          # still the 7.2 mask
 
 
 def test_restore_does_not_touch_events_or_callbacks(ESB):
@@ -2255,7 +2286,7 @@ def test_restore_does_not_touch_events_or_callbacks(ESB):
     src = _history_device(ESB)
     snap = src.snapshot()
     seen = []
-    dev = fresh(ESB, on_expire=seen.append)
+    dev = fresh(ESB, on_expire=seen.append, profile="qemu-7.2", stage1_interrupt=True)
     irq = lambda level: None                            # noqa: E731
     dev.on_irq = irq
     trip(dev)
@@ -2295,7 +2326,8 @@ def test_compiled_and_twin_snapshots_identical_and_interchangeable():
     c1.advance(10 ** 18)
     p1.advance(10 ** 18)
     assert c1.snapshot() == p1.snapshot()
-    c_from_p, p_from_c = Compiled(), Twin()
+    built = dict(profile="qemu-7.2", stage1_interrupt=True)  # as _history_device's
+    c_from_p, p_from_c = Compiled(**built), Twin(**built)
     c_from_p.restore(p.snapshot())
     p_from_c.restore(c.snapshot())
     assert c_from_p.snapshot() == p_from_c.snapshot() == c.snapshot()
@@ -2312,7 +2344,9 @@ def test_pickle_and_deepcopy(ESB, how):
     dev.on_expire = seen.append
     dev.on_irq = lambda level: None
     clone = pickle.loads(pickle.dumps(dev)) if how == "pickle" else copy.deepcopy(dev)
-    assert type(clone) is type(dev)
+    # a pickle loads in the implementation selected where it is loaded (issue 10 item 10),
+    # a deepcopy keeps the original's
+    assert type(clone) is (_select.implementation().I6300ESB if how == "pickle" else type(dev))
     assert clone is not dev
     assert clone.snapshot() == dev.snapshot()
     assert (clone.now, clone.stage, clone.next_deadline, clone.irq_level) == \

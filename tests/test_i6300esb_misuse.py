@@ -478,7 +478,7 @@ def _profile_code(ESB, name):
 def test_reference_snapshot_is_valid(ESB, base):
     """The builder makes a valid snapshot; every bad case below is one change away."""
     data = make_snapshot(base)
-    dev = ESB()
+    dev = ESB(stage1_interrupt=True)                 # built as busy()'s
     dev.restore(data)
     assert dev.snapshot() == data
     assert dev.next_deadline == DEADLINE
@@ -590,7 +590,7 @@ def test_restore_valid_boundaries_accepted(ESB, base, name, changes):
 
 def test_restore_int_type_0x11_in_qemu_7_2_accepted(ESB, base):
     data = make_snapshot(base, profile=_profile_code(ESB, "qemu-7.2"), int_type=0x11)
-    dev = ESB()
+    dev = ESB(profile="qemu-7.2", stage1_interrupt=True)
     dev.restore(data)
     assert dev.config_read(0x60, 2) == 0x11
 

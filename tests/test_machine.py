@@ -13,7 +13,7 @@ import pickle
 import pytest
 
 from tests.conftest import S, _require_compiled
-from wdcore import WatchdogAction, WatchdogEvent
+from wdcore import WatchdogAction, WatchdogEvent, _select
 
 # IB700 ports (SPEC.md §2.1) and the PCI configuration mechanism #1 (§5.2)
 DISABLE, DISABLE_ALIAS, ARM, ARM_ALIAS = 0x441, 0x442, 0x443, 0x444
@@ -1181,7 +1181,9 @@ def test_pickle_round_trip(make_machine):
     m.pause()
     c = pickle.loads(pickle.dumps(m))
     assert c.snapshot() == m.snapshot()
-    assert type(c.ib700) is type(m.ib700)
+    # built in the implementation selected where it is loaded (issue 10 item 10)
+    assert c.implementation == _select.implementation().name
+    assert type(c.ib700) is _select.implementation().IB700
     assert c.on_event is None
     assert c.status == "paused"
     before = m.snapshot()

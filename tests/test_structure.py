@@ -228,7 +228,7 @@ def test_machine_status_is_a_run_state_equal_to_its_string(make_machine):
 # module -> the wdcore modules it may import (cimports included)
 ALLOWED_IMPORTS = {
     "regs": set(), "actions": set(), "protocol": {"actions"},
-    "_core_py": {"actions", "regs"}, "_core": {"_core_py", "actions", "_regs"},
+    "_core_py": {"actions", "regs", "_select"}, "_core": {"_core_py", "actions", "_regs"},
     "_snapshot": {"_core_py", "actions", "regs"},
     "_ib700_py": {"_core_py", "_snapshot", "regs"},
     "_ib700": {"_core", "_regs", "_snapshot", "regs", "_core_py"},
@@ -287,8 +287,12 @@ def test_a_host_can_subclass_machine(impl):
     assert isinstance(m, _select.implementation(impl).MachineCore)
     m.ping_ib700()
     assert m.next_deadline == 2 * 10**9 and m.implementation == impl
-    copy = pickle.loads(pickle.dumps(m))
-    assert type(copy) is type(m) and copy.snapshot() == m.snapshot()
+    loaded = pickle.loads(pickle.dumps(m))  # in the implementation selected here
+    assert type(loaded) is type(HostMachine()) and loaded.snapshot() == m.snapshot()
+    assert isinstance(loaded, HostMachine) and loaded.implementation == _select.implementation().name
+    import copy
+    copied = copy.deepcopy(m)  # a copy keeps its implementation
+    assert type(copied) is type(m) and copied.snapshot() == m.snapshot()
 
 
 def test_pickles_made_before_the_reshape_still_load():

@@ -111,8 +111,11 @@ cdef class Watchdog:
 
     @property
     def next_deadline(self):
-        """Absolute time of the next timer event in ns, or None when idle."""
-        return self.timer.deadline if self.timer.armed else None
+        """Absolute time of the next timer event in ns, or None when idle or when it lies
+        past the end of virtual time (2**63-1 ns), where it is never reached."""
+        if self.timer.armed and self.timer.deadline <= WD_TIME_MAX_NS:
+            return self.timer.deadline
+        return None
 
     def advance(self, delta_ns):
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""
@@ -197,12 +200,18 @@ cdef class Watchdog:
         """Take back a snapshot; bad data is a ValueError and changes nothing."""
         guard_enter(&self.guard, self, CALL_RESTORE)
         try:
-            self._apply(self.STATE.unpack(_core_py.check_bytes(data)))
+            state = self.STATE.unpack(_core_py.check_bytes(data))
+            state.check_configuration(self)  # what the device was built with stays
+            self._apply(state)
         finally:
             guard_leave(&self.guard)
 
     def __reduce__(self):
-        return (_core_py.rebuild, (type(self), self.snapshot()))
+        # the kind, not the class: the pickle loads in the implementation selected there
+        return (_core_py.rebuild, (self.KIND, self.snapshot()))
+
+    def __deepcopy__(self, memo):
+        return _core_py.restored(type(self), self.snapshot())  # a copy keeps its implementation
 
 
 cdef int guard_conflict(Guard* g, object owner, int call) except -1:

@@ -453,8 +453,10 @@ class Watchdog:
 
     @property
     def next_deadline(self) -> Optional[int]:
-        """Absolute time of the next timer event in ns, or None when idle."""
-        return self._timer.deadline if self._timer.armed else None
+        """Absolute time of the next timer event in ns, or None when idle or when it lies
+        past the end of virtual time (2**63-1 ns), where it is never reached."""
+        t = self._timer
+        return t.deadline if t.armed and t.deadline <= TIME_MAX_NS else None
 
     @guarded(CALL_ADVANCE)
     def advance(self, delta_ns: int) -> int:
@@ -521,14 +523,32 @@ class Watchdog:
     def restore(self, data: bytes) -> None:
         """Take back a snapshot; bad data is a ValueError and changes nothing."""
         # every device class has STATE and _apply, a pair of its own record type
-        self._apply(self.STATE.unpack(check_bytes(data)))  # type: ignore[attr-defined]
+        state = self.STATE.unpack(check_bytes(data))  # type: ignore[attr-defined]
+        state.check_configuration(self)  # what the device was built with stays
+        self._apply(state)  # type: ignore[attr-defined]
 
-    def __reduce__(self) -> Tuple[Callable[[Type[Watchdog], bytes], Watchdog], Tuple[Type[Watchdog], bytes]]:
-        return (rebuild, (type(self), self.snapshot()))
+    def __reduce__(self) -> Tuple[Callable[[str, bytes], object], Tuple[str, bytes]]:
+        # the kind, not the class: the pickle loads in the implementation selected there
+        return (rebuild, (self.KIND, self.snapshot()))
+
+    def __deepcopy__(self: _W, memo: dict[int, object]) -> _W:
+        return restored(type(self), self.snapshot())  # a copy keeps its implementation
 
 
-def rebuild(cls: Type[_W], data: bytes) -> _W:
-    """Unpickle: a new device of ``cls`` restored from its snapshot."""
-    dev = cls()
-    dev.restore(data)
+def rebuild(kind: str | type, data: bytes) -> object:
+    """Unpickle: a new device of ``kind`` ("ib700", "i6300esb"; pickles of older
+    releases give its class) restored from its snapshot, in the implementation selected
+    where the pickle is loaded (``wdcore.implementation()``: the compiled core unless
+    WDCORE_NO_EXTENSIONS is set or it is missing)."""
+    from wdcore._select import implementation  # here: _select loads the cores, which import this
+    name = kind if isinstance(kind, str) else getattr(kind, "KIND", None)
+    return restored(implementation().device(name), data)
+
+
+def restored(cls: Type[_W], data: bytes) -> _W:
+    """A new device of ``cls``, built with the configuration ``data`` holds (its
+    record's ``configuration()``) and restored from it."""
+    state = cls.STATE.unpack(check_bytes(data))  # type: ignore[attr-defined]
+    dev = cls(**state.configuration())
+    dev._apply(state)  # type: ignore[attr-defined]
     return dev

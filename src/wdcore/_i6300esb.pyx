@@ -357,5 +357,6 @@ cdef class I6300ESB(Watchdog):
 
 def _from_snapshot(data):
     """Unpickle what this module's I6300ESB pickled as before the Watchdog base (wdcore
-    0.1's first releases); new pickles go through _core_py.rebuild."""
-    return rebuild(I6300ESB, data)
+    0.1's first releases): like new pickles (_core_py.rebuild), in the implementation
+    selected where it is loaded."""
+    return rebuild(I6300ESB.KIND, data)

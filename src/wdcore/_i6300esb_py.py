@@ -322,7 +322,8 @@ class I6300ESB(Watchdog):
         return f"<I6300ESB (python) now={t.now} {timer} action={self.action.value}>"
 
 
-def _from_snapshot(data: bytes) -> I6300ESB:
+def _from_snapshot(data: bytes) -> object:
     """Unpickle what this module's I6300ESB pickled as before the Watchdog base (wdcore
-    0.1's first releases); new pickles go through _core_py.rebuild."""
-    return rebuild(I6300ESB, data)
+    0.1's first releases): like new pickles (_core_py.rebuild), in the implementation
+    selected where it is loaded."""
+    return rebuild(I6300ESB.KIND, data)

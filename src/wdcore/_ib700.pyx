@@ -87,5 +87,6 @@ cdef class IB700(Watchdog):
 
 def _from_snapshot(data):
     """Unpickle what this module's IB700 pickled as before the Watchdog base (wdcore
-    0.1's first releases); new pickles go through _core_py.rebuild."""
-    return rebuild(IB700, data)
+    0.1's first releases): like new pickles (_core_py.rebuild), in the implementation
+    selected where it is loaded."""
+    return rebuild(IB700.KIND, data)

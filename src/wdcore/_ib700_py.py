@@ -73,7 +73,8 @@ class IB700(Watchdog):
         return f"<IB700 (python) now={self._timer.now} {armed} action={self.action.value}>"
 
 
-def _from_snapshot(data: bytes) -> IB700:
+def _from_snapshot(data: bytes) -> object:
     """Unpickle what this module's IB700 pickled as before the Watchdog base (wdcore
-    0.1's first releases); new pickles go through _core_py.rebuild."""
-    return rebuild(IB700, data)
+    0.1's first releases): like new pickles (_core_py.rebuild), in the implementation
+    selected where it is loaded."""
+    return rebuild(IB700.KIND, data)

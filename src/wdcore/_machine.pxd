@@ -141,6 +141,7 @@ cdef class MachineCore:
     # --- time: the earliest deadline while running; run every deadline <= t, then now = t
     # The earliest armed deadline (virtual ns) while status_no == RUNNING: returns 1 and
     # stores it in *out (out not NULL), else 0 with *out untouched.  nogil, never fails.
+    # It may lie past WD_TIME_MAX_NS (never reached; the next_deadline property says None).
     @cython.final
     cdef bint c_next_deadline(self, uint64_t* out) noexcept nogil
     # Move time to t (virtual ns; advance_to(t) without the argument check): while

@@ -329,9 +329,10 @@ cdef class MachineCore:
 
     @property
     def next_deadline(self):
-        """The earliest device deadline in ns while running, else None."""
+        """The earliest device deadline in ns while running, else None; None too when it
+        lies past the end of virtual time (2**63-1 ns), where it is never reached."""
         cdef uint64_t d
-        if self.c_next_deadline(&d):
+        if self.c_next_deadline(&d) and d <= WD_TIME_MAX_NS:
             return d
         return None
 

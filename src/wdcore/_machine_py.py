@@ -300,7 +300,14 @@ class MachineCore:
 
     @property
     def next_deadline(self) -> Optional[int]:
-        """The earliest device deadline in ns while running, else None."""
+        """The earliest device deadline in ns while running, else None; None too when it
+        lies past the end of virtual time (2**63-1 ns), where it is never reached."""
+        d = self.c_next_deadline()
+        return d if d is not None and d <= _ops.TIME_MAX_NS else None
+
+    def c_next_deadline(self) -> Optional[int]:
+        """The earliest armed deadline while running, past the end of time too, else None
+        (a bare clock_step saturates it)."""
         if self.__status_no != RUNNING:
             return None
         armed = [t.deadline for t in self.__timers if t.armed]
@@ -552,8 +559,8 @@ class MachineCore:
         # ignore[misc] below are for indexing the ops.Op union
         name = op[0]
         if name == "clock_step":
-            if len(op) == 1:  # bare: to the next deadline, if any
-                target = self.next_deadline
+            if len(op) == 1:  # bare: to the earliest deadline, if any (saturated below)
+                target = self.c_next_deadline()
                 if target is None:
                     target = self.__now_ns
             else:

@@ -10,6 +10,7 @@ import functools
 import importlib
 import os
 from dataclasses import dataclass
+from typing import Any
 
 #: every compiled module, with its twin (tests/test_packaging.py checks this table
 #: against setup.py)
@@ -30,6 +31,14 @@ class Implementation:
     I6300ESB: type
     ArmCounter: type
     MachineCore: type      #: what wdcore.Machine derives from on this implementation
+
+    def device(self, kind: object) -> type[Any]:
+        """The device class whose ``KIND`` is ``kind`` ("ib700", "i6300esb"): what an
+        unpickled device is built as."""
+        for cls in (self.IB700, self.I6300ESB):
+            if getattr(cls, "KIND") == kind:
+                return cls
+        raise ValueError(f"no device kind {kind!r} in implementation {self.name!r}")
 
 
 def _flag(name: str) -> bool:

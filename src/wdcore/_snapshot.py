@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 from wdcore._core_py import TIME_MAX_NS, check_bytes
 from wdcore.actions import ACTIONS, RUN_STATES
 from wdcore.regs import (IB700_MAX_TIMEOUT_NS, INITIAL_CONFIG, INT_TYPE_MASK, MAX_STAGE_NS,
-                         PRELOAD_MASK, WMASK)
+                         PRELOAD_MASK, PROFILES, WMASK)
 
 if TYPE_CHECKING:
     from dataclasses import Field
@@ -80,6 +80,20 @@ def unwrap(data: object, kind: int) -> bytes:
 def check_time_field(t: int, what: str) -> None:
     if t > TIME_MAX_NS:
         raise ValueError(f"data holds {what} beyond 2**63-1 ns")
+
+
+#: the largest arming counter a snapshot may hold.  Arming from 0 never gets there (it
+#: takes 2**63 armings: a billion a second for 292 years; a free-running i6300ESB arms at
+#: most once per 480 ns, under 2**55 times in all of virtual time), and from there
+#: another 2**63 armings are needed before the 64-bit counter would wrap, so every
+#: restored device can go on arming
+COUNTER_MAX = 1 << 63
+
+
+def check_counter_field(counter: int) -> None:
+    if counter > COUNTER_MAX:
+        raise ValueError(f"data holds an arming counter {counter} beyond 2**63, "
+                         "which arming never reaches")
 
 
 # --- layouts -------------------------------------------------------------------------
@@ -178,6 +192,7 @@ class DeviceState:
             if row.code == "?" and getattr(f, row.name) > 1:
                 label = cls.FLAG_LABELS.get(row.name, row.name)
                 raise ValueError(f"data holds an invalid {label} flag {getattr(f, row.name)}")
+        check_counter_field(f.counter)
         cls._check_fields(f)
         if f.armed:
             cls._check_armed(f)
@@ -190,6 +205,22 @@ class DeviceState:
             raise ValueError("data holds a deadline for a disarmed timer")
         cls._check_rest(f)
         return cls(**cls.LAYOUT.typed(f))
+
+    def configuration(self) -> dict[str, object]:
+        """The constructor keywords of the device this record is the state of: what a
+        device is built with and ``restore`` never changes.  Each is also the name of the
+        device's attribute that reads it back.  None by default; a device record with
+        configuration fields overrides this."""
+        return {}
+
+    def check_configuration(self, device: object) -> None:
+        """A standalone device's restore: refuse (ValueError) the record of a device
+        built otherwise (a Machine checks its own configuration instead)."""
+        for name, value in self.configuration().items():
+            own = getattr(device, name)
+            if own != value:
+                raise ValueError(f"data holds {self.NAME} whose {name} differs from this "
+                                 f"device's ({value!r}, not {own!r})")
 
     @classmethod
     def _check_fields(cls, f: SimpleNamespace) -> None:
@@ -214,7 +245,8 @@ IB700_LAYOUT = Layout(
     Row("deadline", "Q", "when it expires, ns; 0 when disarmed; ≤ now + 30 s when armed "
                          "(it may be < now while a Machine is stopped)"),
     Row("seq", "Q", "arming sequence number; 0 when disarmed; < counter when armed"),
-    Row("counter", "Q", "the next arming sequence number"),
+    Row("counter", "Q", "the next arming sequence number; ≤ 2^63 (arming from 0 never gets "
+                        "there, and from there cannot wrap it)"),
 )
 
 
@@ -253,8 +285,9 @@ I6300ESB_LAYOUT = Layout(
                          "≤ now + 1 030 791 168 000 ns (the longest stage) when armed"),
     Row("seq", "Q", "as for the IB700"),
     Row("counter", "Q", "as for the IB700"),
-    Row("profile", "B", "0 `qemu`, 1 `qemu-7.2`"),
-    Row("stage1_interrupt", "?", "the stage-1 interrupt extension; 0 or 1"),
+    Row("profile", "B", "0 `qemu`, 1 `qemu-7.2`; must match the restoring device's"),
+    Row("stage1_interrupt", "?", "the stage-1 interrupt extension; 0 or 1; must match the "
+                                 "restoring device's"),
     Row("enabled", "?", "WDT Lock bit 1 (WDT_ENABLE); 0 or 1"),
     Row("locked", "?", "WDT Lock bit 0 (WDT_LOCK); 0 or 1"),
     Row("free_run", "?", "WDT Lock bit 2 (WDT_FREE_RUN); 0 or 1"),
@@ -313,6 +346,9 @@ class I6300ESBState(DeviceState):
     TOO_FAR = "data holds a deadline further away than any stage"
     FLAG_LABELS = {"prev_reboot": "previous-reboot", "gintsr": "GINTSR"}
 
+    def configuration(self) -> dict[str, object]:
+        return {"profile": PROFILES[self.profile], "stage1_interrupt": self.stage1_interrupt}
+
     @classmethod
     def _check_fields(cls, f: SimpleNamespace) -> None:
         if f.profile >= len(INT_TYPE_MASK):
@@ -353,7 +389,7 @@ MACHINE_LAYOUT = Layout(
                        "4 `shutdown`, 5 `poweroff`"),
     Row("action", "B", "action code, as for the IB700"),
     Row("config_address", "I", "the PCI CONFIG_ADDRESS register (port 0xCF8); any value"),
-    Row("counter", "Q", "the arming counter the devices share"),
+    Row("counter", "Q", "the arming counter the devices share; ≤ 2^63, as for the IB700"),
 )
 #: the device mask's bits, in snapshot order: the IB700's, then the i6300ESB's
 DEVICE_BITS = (0x01, 0x02)
@@ -416,6 +452,7 @@ class MachineState:
             raise ValueError(f"data holds an unknown status code {f.status}")
         if f.action >= N_ACTIONS:
             raise ValueError(f"data holds an unknown action code {f.action}")
+        check_counter_field(f.counter)
         devices: list[bytes] = []
         pos = cls.LAYOUT.size
         for bit in DEVICE_BITS:

@@ -251,9 +251,15 @@ class Machine:
         self.set_state(state.now, state.status, state.action, state.config_address)
 
     def __reduce__(self) -> Tuple[Callable[..., Machine], Tuple[object, ...]]:
+        # the front class, not the implementation: the pickle loads in the one selected there
         return (_machine_from_snapshot, (self._front, self._kinds, self._esb_slot, self._profile,
                                          self._reboot_action, self._stage1_interrupt,
-                                         self.implementation, self.snapshot()))
+                                         self.snapshot()))
+
+    def __deepcopy__(self, memo: Dict[int, object]) -> Machine:
+        # a copy keeps its implementation
+        return _built(self._front, (self._kinds, self._esb_slot, self._profile, self._reboot_action,
+                                    self._stage1_interrupt), self.snapshot(), self.implementation)
 
     def __repr__(self) -> str:
         return (f"<Machine ({self.implementation}) now={self.now} status={self.status.value} "
@@ -285,13 +291,22 @@ def _machine_class(front: Type[_M], impl: Implementation) -> Type[_M]:
 
 
 def _machine_from_snapshot(*args: object) -> Machine:
-    """Unpickle: (front class, kinds, slot, profile, reboot, s1i, implementation, snapshot);
-    pickles made before Machine had a front class lack the first.  (Typed as objects:
-    whatever a pickle holds.)"""
-    front, (kinds, slot, profile, reboot, s1i, impl, data) = (
-        (args[0], args[1:]) if isinstance(args[0], type) else (Machine, args))
-    m: Machine = front(kinds, esb_slot=slot, profile=profile, reboot_action=reboot,
-                       stage1_interrupt=s1i, implementation=impl)
+    """Unpickle: (front class, kinds, slot, profile, reboot, s1i, snapshot), built in the
+    implementation selected where the pickle is loaded.  Older pickles lack the front
+    class (made before Machine had one) or hold the implementation's name after s1i
+    (made before pickles loaded in the selected one): it is ignored.  (Typed as
+    objects: whatever a pickle holds.)"""
+    front, rest = (args[0], args[1:]) if isinstance(args[0], type) else (Machine, args)
+    return _built(front, rest[:5], rest[-1], None)
+
+
+def _built(front: object, config: Tuple[object, ...], data: object,
+           impl: Optional[str]) -> Machine:
+    """A Machine of class ``front`` on implementation ``impl`` (None: the selected one),
+    configured by (kinds, slot, profile, reboot, s1i) and restored from ``data``."""
+    kinds, slot, profile, reboot, s1i = config
+    m: Machine = front(kinds, esb_slot=slot, profile=profile,  # type: ignore[operator]
+                       reboot_action=reboot, stage1_interrupt=s1i, implementation=impl)
     m.restore(data)  # type: ignore[arg-type]  # a pickle's object: restore checks it is bytes
     return m
 

@@ -25,7 +25,8 @@ class Watchdog(Protocol):
 
     @property
     def next_deadline(self) -> Optional[int]:
-        """Absolute time of the next timer event in ns, or None when idle."""
+        """Absolute time of the next timer event in ns, or None when idle or when it lies
+        past the end of virtual time (2**63-1 ns), where it is never reached."""
 
     def advance(self, delta_ns: int) -> int:
         """Move time forward by ``delta_ns`` ns; returns the expiries handled."""

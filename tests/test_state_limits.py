@@ -99,11 +99,13 @@ def test_ib700_at_the_counter_bound_lives(IB700):
     assert dev.snapshot() == at_bound
     dev.io_write(ARM, 1, IDX_2S)                        # a guest write takes number 2^63
     later = dev.snapshot()
-    assert _raw_counter_and_seq(later, _snapshot.KIND_IB700) == (BOUND + 1, BOUND)
+    assert _raw_counter_and_seq(later, _snapshot.KIND_IB700) == (BOUND, BOUND - 1)  # saturated
     assert dev.advance(2 * S) == 1                      # the deadline fires at its time
     assert dev.events[-1].time_ns == S + 2 * S
     after = dev.snapshot()
-    assert _raw_counter_and_seq(after, _snapshot.KIND_IB700) == (BOUND + 1, 0)
+    assert _raw_counter_and_seq(after, _snapshot.KIND_IB700) == (BOUND, 0)
+    IB700().restore(later)                              # the used device's snapshots restore
+    IB700().restore(after)
     dev.restore(at_bound)                               # the used device takes it back
     assert dev.snapshot() == at_bound
     assert dev.advance(2 * S) == 1
@@ -118,11 +120,13 @@ def test_i6300esb_at_the_counter_bound_lives(ESB):
     dev = ESB(profile="qemu-7.2", stage1_interrupt=True)
     dev.restore(at_bound)
     assert dev.snapshot() == at_bound
-    ping(dev)                                           # stage 1 again, number 2^63
-    assert _raw_counter_and_seq(dev.snapshot(), _snapshot.KIND_I6300ESB) == (BOUND + 1, BOUND)
-    assert dev.advance(960 + 960) == 1                  # stage 2 (number 2^63+1), then expiry
+    ping(dev)                                           # stage 1 again: the counter stays
+    assert _raw_counter_and_seq(dev.snapshot(), _snapshot.KIND_I6300ESB) == (BOUND, BOUND - 1)
+    ESB(profile="qemu-7.2", stage1_interrupt=True).restore(dev.snapshot())
+    assert dev.advance(960 + 960) == 1                  # stage 2 (number 2^63-1 again), then expiry
     assert dev.events[-1].time_ns == dev.now
-    assert _raw_counter_and_seq(dev.snapshot(), _snapshot.KIND_I6300ESB) == (BOUND + 2, 0)
+    assert _raw_counter_and_seq(dev.snapshot(), _snapshot.KIND_I6300ESB) == (BOUND, 0)
+    ESB(profile="qemu-7.2", stage1_interrupt=True).restore(dev.snapshot())
     dev.restore(at_bound)
     assert dev.snapshot() == at_bound
 
@@ -138,11 +142,12 @@ def test_machine_at_the_counter_bound_lives(make_machine):
     other = make_machine(action="none")
     other.restore(at_bound)
     assert other.snapshot() == at_bound
-    other.io_write(ARM, 1, IDX_2S)                      # re-arm: number 2^63
+    other.io_write(ARM, 1, IDX_2S)                      # re-arm: the counter stays at 2^63
     assert other.advance(2 * S) == 1
     assert [e["event"] for e in other.events] == ["WATCHDOG"]
     header = _snapshot.unwrap(other.snapshot(), _snapshot.KIND_MACHINE)
-    assert int.from_bytes(header[19:27], "little") == BOUND + 1  # docs: counter at 19
+    assert int.from_bytes(header[19:27], "little") == BOUND  # docs: counter at 19
+    make_machine(action="none").restore(other.snapshot())   # the used Machine's snapshot lives
     other.restore(at_bound)
     assert other.snapshot() == at_bound
 
@@ -167,15 +172,18 @@ def test_a_counter_above_the_bound_is_refused(IB700, ESB, make_machine, counter)
     assert m.snapshot() == before
 
 
-def test_a_counter_past_the_bound_is_what_only_a_made_up_snapshot_leads_to(IB700):
-    """docs/snapshot.md: a device restored from a made-up snapshot at the bound "goes past
-    it with its next arming; its later snapshots are refused like any other counter no
-    run from 0 can reach"."""
+def test_arming_at_the_bound_stays_there_and_every_later_snapshot_restores(IB700):
+    """docs/snapshot.md: "a device restored from a (made-up) snapshot at it stays there,
+    each arming taking number 2^63−1 ..., so every snapshot `restore` accepts can be
+    used, snapshotted and restored again"."""
     dev = IB700()
     dev.restore(device_snapshot_with_counter(armed_ib700(IB700), BOUND))
-    dev.io_write(ARM, 1, IDX_2S)
-    with pytest.raises(ValueError, match="beyond 2\\*\\*63"):
-        IB700().restore(dev.snapshot())
+    for _ in range(3):
+        dev.io_write(ARM, 1, IDX_2S)
+        assert _raw_counter_and_seq(dev.snapshot(), _snapshot.KIND_IB700) == (BOUND, BOUND - 1)
+        again = IB700()
+        again.restore(dev.snapshot())
+        assert again.snapshot() == dev.snapshot()
 
 
 def test_a_standalone_i6300esb_restores_only_its_own_configuration(ESB):

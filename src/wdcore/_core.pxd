@@ -35,6 +35,7 @@ cdef extern from "Python.h":
 cdef extern from *:
     """
     #define WD_TIME_MAX_NS 0x7FFFFFFFFFFFFFFFULL
+    #define WD_COUNTER_MAX 0x8000000000000000ULL
 
     /* Fast read of an exact int small enough for a port, size or 32-bit value:
        returns 1 and stores it, or 0 when the general path must decide. */
@@ -57,6 +58,9 @@ cdef extern from *:
     }
     """
     unsigned long long WD_TIME_MAX_NS   # largest virtual time, 2**63-1 ns (a constant)
+    # the arming counter's ceiling, 2**63 (_snapshot.COUNTER_MAX): arming from 0 never
+    # gets there; at it, the counter stays and every arming takes number 2**63-1
+    unsigned long long WD_COUNTER_MAX
     # internal (the arg_* fast path).  GIL (it reads an object); never fails: 1 and *out
     # set for an exact int stored compactly (|o| < 2**30; 2**60 before Python 3.12),
     # else 0 (*out untouched).
@@ -181,8 +185,11 @@ cdef class Watchdog:
     cdef inline void c_arm(self, uint64_t duration_ns) noexcept nogil:
         self.timer.armed = True
         self.timer.deadline = self.timer.now + duration_ns
-        self.timer.seq = self.counter.value
-        self.counter.value += 1
+        if self.counter.value < WD_COUNTER_MAX:
+            self.timer.seq = self.counter.value
+            self.counter.value += 1
+        else:  # saturated (only a made-up snapshot gets here): the order becomes the devices'
+            self.timer.seq = WD_COUNTER_MAX - 1
     # c_disarm: no deadline (deadline and seq back to 0).
     @cython.final
     cdef inline void c_disarm(self) noexcept nogil:

@@ -29,6 +29,9 @@ from wdcore.regs import PC_BUS
 from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
 
 TIME_MAX_NS = (1 << 63) - 1  #: largest virtual time, ns
+#: the arming counter's ceiling: arming from 0 never gets there (2**63 armings); at it,
+#: the counter stays and every arming takes number COUNTER_MAX - 1 (docs/snapshot.md)
+COUNTER_MAX = 1 << 63
 CONFIG_SPACE_SIZE = PC_BUS.const("CONFIG_SPACE_SIZE")  #: a PCI function's configuration bytes
 
 #: flags returned by a device's access methods (``c_*_write``)
@@ -349,8 +352,11 @@ class Watchdog:
         t = self._timer
         t.armed = True
         t.deadline = t.now + duration_ns
-        t.seq = self._counter.value
-        self._counter.value += 1
+        if self._counter.value < COUNTER_MAX:
+            t.seq = self._counter.value
+            self._counter.value += 1
+        else:  # saturated (only a made-up snapshot gets here): the order becomes the devices'
+            t.seq = COUNTER_MAX - 1
 
     def c_disarm(self) -> None:
         t = self._timer

@@ -4,9 +4,9 @@ Twin: _i6300esb_py.py.  Registers: wdcore.regs (offsets and bits through _regs.p
 cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
-from wdcore._core cimport (CALL_CONFIG_WRITE, CALL_MMIO_WRITE, Watchdog, WD_DUE, WD_SIGNAL,
-                          guard_enter, guard_leave, arg_config_offset, arg_size,
-                           arg_value, arg_window_offset, piece_size)
+from wdcore._core cimport (CALL_CONFIG_WRITE, CALL_MMIO_WRITE, WD_COUNTER_MAX, Watchdog, WD_DUE,
+                          WD_SIGNAL, guard_enter, guard_leave, arg_config_offset, arg_size,
+                          arg_value, arg_window_offset, piece_size)
 from wdcore._regs cimport *
 
 from wdcore._core_py import rebuild
@@ -268,7 +268,9 @@ cdef class I6300ESB(Watchdog):
         k = (limit - 1 - self.timer.deadline) // period
         if k > 0:
             self.timer.deadline += k * period
-            self.counter.value += 2 * k
+            self.counter.value += 2 * k  # < 2**64: k periods of >= 960 ns fit in 2**63 ns
+            if self.counter.value > WD_COUNTER_MAX:
+                self.counter.value = WD_COUNTER_MAX  # saturated, as c_arm
             self.timer.seq = self.counter.value - 1
 
     cdef int c_reset(self) except -1:

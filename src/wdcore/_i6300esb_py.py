@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from wdcore import _snapshot
-from wdcore._core_py import (CALL_CONFIG_WRITE, CALL_MMIO_WRITE, WD_DUE, WD_SIGNAL, Watchdog,
+from wdcore._core_py import (CALL_CONFIG_WRITE, CALL_MMIO_WRITE, COUNTER_MAX, WD_DUE, WD_SIGNAL, Watchdog,
                              check_bool, check_callback, guarded, rebuild, check_config_offset, check_size, check_value, check_window_offset,
                              piece_size)
 from wdcore.actions import WatchdogAction, WatchdogEvent
@@ -241,7 +241,7 @@ class I6300ESB(Watchdog):
         k = (limit - 1 - t.deadline) // period
         if k > 0:
             t.deadline += k * period
-            self._counter.value += 2 * k
+            self._counter.value = min(self._counter.value + 2 * k, COUNTER_MAX)  # saturated, as c_arm
             t.seq = self._counter.value - 1
 
     def c_reset(self) -> None:

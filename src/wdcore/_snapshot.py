@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-from wdcore._core_py import TIME_MAX_NS, check_bytes
+from wdcore._core_py import COUNTER_MAX, TIME_MAX_NS, check_bytes
 from wdcore.actions import ACTIONS, RUN_STATES
 from wdcore.regs import (IB700_MAX_TIMEOUT_NS, INITIAL_CONFIG, INT_TYPE_MASK, MAX_STAGE_NS,
                          PRELOAD_MASK, PROFILES, WMASK)
@@ -82,12 +82,12 @@ def check_time_field(t: int, what: str) -> None:
         raise ValueError(f"data holds {what} beyond 2**63-1 ns")
 
 
-#: the largest arming counter a snapshot may hold.  Arming from 0 never gets there (it
-#: takes 2**63 armings: a billion a second for 292 years; a free-running i6300ESB arms at
-#: most once per 480 ns, under 2**55 times in all of virtual time), and from there
-#: another 2**63 armings are needed before the 64-bit counter would wrap, so every
-#: restored device can go on arming
-COUNTER_MAX = 1 << 63
+# COUNTER_MAX (_core_py's), the largest arming counter a snapshot may hold, is the
+# counter's ceiling.  Arming from 0 never gets there (it takes 2**63 armings: a
+# billion a second for 292 years; a free-running i6300ESB arms at most once per 480 ns,
+# under 2**55 times in all of virtual time); a device restored at it stays there
+# however much it arms, so every snapshot restore accepts can be used and snapshotted
+# again.
 
 
 def check_counter_field(counter: int) -> None:
@@ -246,7 +246,7 @@ IB700_LAYOUT = Layout(
                          "(it may be < now while a Machine is stopped)"),
     Row("seq", "Q", "arming sequence number; 0 when disarmed; < counter when armed"),
     Row("counter", "Q", "the next arming sequence number; ≤ 2^63 (arming from 0 never gets "
-                        "there, and from there cannot wrap it)"),
+                        "there; at 2^63 it stays, each arming taking 2^63−1)"),
 )
 
 

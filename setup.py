@@ -48,7 +48,9 @@ def extensions():
     cflags += shlex.split(os.environ.get("WDCORE_CFLAGS", ""))
     exts = [
         Extension(name, [os.path.join("src", *name.split(".")) + ".pyx"],
-                  extra_compile_args=cflags, extra_link_args=ldflags)
+                  extra_compile_args=cflags, extra_link_args=ldflags,
+                  # the snapshot checksum is zlib's crc32 (zlib1g-dev comes with python3-dev)
+                  libraries=["z"] if name == "wdcore._core" else [])
         for name in CORE_MODULES
     ]
     return cythonize(exts, compiler_directives=DIRECTIVES,

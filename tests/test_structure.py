@@ -228,14 +228,14 @@ def test_machine_status_is_a_run_state_equal_to_its_string(make_machine):
 # module -> the wdcore modules it may import (cimports included)
 ALLOWED_IMPORTS = {
     "regs": set(), "actions": set(), "protocol": {"actions"},
-    "_core_py": {"actions", "regs", "_select"}, "_core": {"_core_py", "actions", "_regs"},
+    "_core_py": {"actions", "regs", "_select"}, "_core": {"_core_py", "actions", "_regs", "_snapshot"},
     "_snapshot": {"_core_py", "actions", "regs"},
     "_ib700_py": {"_core_py", "_snapshot", "regs"},
     "_ib700": {"_core", "_regs", "_snapshot", "regs", "_core_py"},
     "_i6300esb_py": {"_core_py", "_snapshot", "regs", "actions"},
     "_i6300esb": {"_core", "_regs", "_snapshot", "regs", "_core_py", "actions"},
     "_machine_py": {"_core_py", "actions", "regs", "ops"},
-    "_machine": {"_core", "_ib700", "_i6300esb", "_regs", "_core_py", "actions", "ops"},
+    "_machine": {"_core", "_ib700", "_i6300esb", "_regs", "_core_py", "actions", "ops", "_snapshot"},
     "_select": set(), "machine": {"_snapshot", "ops", "_core_py", "_select", "actions", "regs"},
     "ops": set(), "qtest": {"ops", "wdcore"}, "clients": {"regs", "ops"},
     "demo": {"clients", "wdcore", "actions", "ops"},

@@ -26,7 +26,7 @@
 # "internal" marks what only the core itself calls; downstream code reads it, never
 # calls it.
 cimport cython
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint8_t, uint64_t
 
 cdef extern from "Python.h":
     bint PyLong_Check(object)
@@ -117,6 +117,53 @@ cdef inline int guard_enter(Guard* g, object owner, int call) except -1:
 # Leave a guard entered with guard_enter's 0.  nogil, never fails.
 cdef inline void guard_leave(Guard* g) noexcept nogil:
     g.thread = 0
+
+
+# --- snapshots in C (docs/snapshot.md) ------------------------------------------------
+# The compiled core reads and writes snapshots itself; the twin's codec (_snapshot.py)
+# is the oracle, and the one that words every refusal: when the C checks refuse bytes,
+# the Python-level restore runs the twin's codec on them, which raises its ValueError.
+# Field offsets come from _snapshot's layouts at import (Layout.offsets), never spelled.
+cdef enum:
+    SNAP_HEADER = 11    # magic (4), version (u16), kind (u8), payload length (u32)
+    SNAP_CRC = 4        # zlib's crc32 of everything before it (u32)
+
+# The timer fields every device payload starts with (_snapshot.DeviceState), as stored.
+cdef struct TimerRecord:
+    uint64_t now
+    uint64_t deadline
+    uint64_t seq
+    uint64_t counter
+    unsigned int action
+    unsigned int armed   # the stored byte: 0 or 1 when valid
+
+# The payload length of snapshot p[0:n] of `kind` when its envelope is valid (magic,
+# version, kind, length, checksum), else -1; the payload is at p + SNAP_HEADER.  nogil,
+# never fails (p holds n bytes).
+cdef Py_ssize_t snap_open(const uint8_t* p, Py_ssize_t n, int kind) noexcept nogil
+# Write the envelope around a payload of `length` bytes already at out + SNAP_HEADER
+# (out holds SNAP_HEADER + length + SNAP_CRC bytes).  nogil, never fails.
+cdef void snap_seal(uint8_t* out, int kind, Py_ssize_t length) noexcept nogil
+# Read the timer fields at the start of a device payload p (>= the timer fields' size)
+# into *r; returns 1 when they pass the shared checks (time, action, flag, counter bound,
+# an armed deadline at most max_deadline_ns ahead with an earlier arming number, a
+# disarmed one all zero), else 0.  nogil, never fails.
+cdef bint snap_read_timer(const uint8_t* p, TimerRecord* r, uint64_t max_deadline_ns) noexcept nogil
+# Whether device payload p's timer fields hold this time, action and arming counter (a
+# Machine's header and its devices agree).  nogil, never fails.
+cdef bint snap_timer_agrees(const uint8_t* p, uint64_t now, unsigned int action,
+                            uint64_t counter) noexcept nogil
+# Little-endian loads and stores (any alignment).  nogil, never fail.
+cdef inline uint64_t snap_ld(const uint8_t* p, int n) noexcept nogil:
+    cdef uint64_t v = 0
+    cdef int i
+    for i in range(n):
+        v |= (<uint64_t>p[i]) << (8 * i)
+    return v
+cdef inline void snap_st(uint8_t* p, uint64_t v, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = <uint8_t>(v >> (8 * i))
 
 
 cdef class ArmCounter:
@@ -251,6 +298,13 @@ cdef class Watchdog:
     # device in a Machine: the Machine owns its time (MachineCore.c_run_until).
     @cython.final
     cdef int c_run_until(self, uint64_t t) except -1
+    # Snapshots in C (the Python-level snapshot/restore use them; see "snapshots in C").
+    # The timer fields: write them at out (a payload's start; a disarmed timer as zeros)
+    # / take a record snap_read_timer accepted.  nogil, never fail.
+    @cython.final
+    cdef void c_store_timer(self, uint8_t* out) noexcept nogil
+    @cython.final
+    cdef void c_load_timer(self, const TimerRecord* r) noexcept nogil
     # A standalone device after an access that returned non-zero `flags` (WD_DUE,
     # WD_SIGNAL): the line change (on_irq), then what is due at now (a zero-length
     # timeout fires at the end of its access).  Returns 0, or -1 with a callback's
@@ -271,6 +325,15 @@ cdef class Watchdog:
     # line's level.  Returns 0, or -1 with on_irq's exception set.  Needs the GIL.
     # c_end_access does it for a standalone device, the bus for a Machine's.
     cdef int c_signal(self) except -1
+    # The device's snapshot kind (_snapshot.KIND_*), 0 when it has no C codec.  nogil.
+    cdef int c_snap_kind(self) noexcept nogil
+    # Write the device's payload at out (None: only count); returns its length in bytes.
+    # nogil, never fails (out holds that many bytes).
+    cdef Py_ssize_t c_store(self, uint8_t* out) noexcept nogil
+    # Check the payload p[0:n] of a snapshot of this kind: 1 when restore accepts it (for
+    # this device: a standalone one's configuration included), 0 when not; with `apply`,
+    # an accepted one is also taken.  nogil, never fails.
+    cdef bint c_load(self, const uint8_t* p, Py_ssize_t n, bint apply) noexcept nogil
     # The device's system reset (the Python-level reset()).  Returns 0, or -1 with
     # on_irq's exception set (the line falling).  Needs the GIL.  On a Machine's device,
     # use the Machine's system_reset instead: it resets every device at the end of the

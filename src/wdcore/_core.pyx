@@ -1,13 +1,71 @@
 # cython: language_level=3
 """The shared compiled core (see _core.pxd); twin: _core_py.py."""
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdint cimport uint8_t, uint64_t
 from wdcore._regs cimport PCI_CONFIG_SPACE_SIZE
 
-from wdcore import _core_py
+from wdcore import _core_py, _snapshot
 from wdcore._core_py import check_config_offset, check_window_offset
 from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
 
 cdef tuple _ACTIONS = ACTIONS
+
+cdef extern from "zlib.h":
+    unsigned long crc32(unsigned long crc, const unsigned char* buf, unsigned int length) nogil
+
+# --- snapshots in C: the envelope and the timer fields (offsets from _snapshot) -----------
+cdef unsigned int N_ACTIONS = len(ACTIONS)
+cdef uint64_t SNAP_MAGIC = <uint64_t>int.from_bytes(_snapshot.MAGIC, "little")
+cdef unsigned int SNAP_VERSION = _snapshot.FORMAT_VERSION
+_T = _snapshot.IB700_LAYOUT.offsets  # every device payload starts with these (checked below)
+cdef Py_ssize_t T_NOW = _T["now"], T_ACTION = _T["action"], T_ARMED = _T["armed"]
+cdef Py_ssize_t T_DEADLINE = _T["deadline"], T_SEQ = _T["seq"], T_COUNTER = _T["counter"]
+assert all(_snapshot.I6300ESB_LAYOUT.offsets[k] == v for k, v in _T.items())
+assert _snapshot._HEADER.size == SNAP_HEADER and _snapshot._CRC.size == SNAP_CRC
+
+
+cdef Py_ssize_t snap_open(const uint8_t* p, Py_ssize_t n, int kind) noexcept nogil:
+    cdef Py_ssize_t length
+    if n < SNAP_HEADER + SNAP_CRC or snap_ld(p, 4) != SNAP_MAGIC:
+        return -1
+    if snap_ld(p + 4, 2) != SNAP_VERSION or p[6] != kind:
+        return -1
+    length = <Py_ssize_t>snap_ld(p + 7, 4)
+    if n != SNAP_HEADER + length + SNAP_CRC:
+        return -1
+    if crc32(0, p, <unsigned int>(n - SNAP_CRC)) != snap_ld(p + n - SNAP_CRC, 4):
+        return -1
+    return length
+
+
+cdef void snap_seal(uint8_t* out, int kind, Py_ssize_t length) noexcept nogil:
+    snap_st(out, SNAP_MAGIC, 4)
+    snap_st(out + 4, SNAP_VERSION, 2)
+    out[6] = <uint8_t>kind
+    snap_st(out + 7, <uint64_t>length, 4)
+    snap_st(out + SNAP_HEADER + length,
+            crc32(0, out, <unsigned int>(SNAP_HEADER + length)), 4)
+
+
+cdef bint snap_timer_agrees(const uint8_t* p, uint64_t now, unsigned int action,
+                            uint64_t counter) noexcept nogil:
+    return (snap_ld(p + T_NOW, 8) == now and p[T_ACTION] == action
+            and snap_ld(p + T_COUNTER, 8) == counter)
+
+
+cdef bint snap_read_timer(const uint8_t* p, TimerRecord* r, uint64_t max_deadline_ns) noexcept nogil:
+    r.now = snap_ld(p + T_NOW, 8)
+    r.action = p[T_ACTION]
+    r.armed = p[T_ARMED]
+    r.deadline = snap_ld(p + T_DEADLINE, 8)
+    r.seq = snap_ld(p + T_SEQ, 8)
+    r.counter = snap_ld(p + T_COUNTER, 8)
+    if r.now > WD_TIME_MAX_NS or r.action >= N_ACTIONS or r.armed > 1 or r.counter > WD_COUNTER_MAX:
+        return False
+    if r.armed:
+        return r.deadline <= r.now + max_deadline_ns and r.seq < r.counter
+    return r.deadline == 0 and r.seq == 0
 
 
 cdef class ArmCounter:
@@ -82,6 +140,24 @@ cdef class Watchdog:
         return <int>(self.expiries - before)
 
     @cython.final
+    cdef void c_store_timer(self, uint8_t* out) noexcept nogil:
+        snap_st(out + T_NOW, self.timer.now, 8)
+        out[T_ACTION] = <uint8_t>self.action_code
+        out[T_ARMED] = 1 if self.timer.armed else 0
+        snap_st(out + T_DEADLINE, self.timer.deadline if self.timer.armed else 0, 8)
+        snap_st(out + T_SEQ, self.timer.seq if self.timer.armed else 0, 8)
+        snap_st(out + T_COUNTER, self.counter.value, 8)
+
+    @cython.final
+    cdef void c_load_timer(self, const TimerRecord* r) noexcept nogil:
+        self.timer.now = r.now
+        self.action_code = <int>r.action
+        self.timer.armed = r.armed != 0
+        self.timer.deadline = r.deadline
+        self.timer.seq = r.seq
+        self.counter.value = r.counter
+
+    @cython.final
     cdef int c_end_access(self, int flags) except -1:
         if flags & WD_SIGNAL:
             self.c_signal()
@@ -102,6 +178,15 @@ cdef class Watchdog:
 
     cdef int c_reset(self) except -1:
         raise NotImplementedError
+
+    cdef int c_snap_kind(self) noexcept nogil:
+        return 0  # no C codec: the twin's (the Python-level snapshot/restore fall back to it)
+
+    cdef Py_ssize_t c_store(self, uint8_t* out) noexcept nogil:
+        return 0
+
+    cdef bint c_load(self, const uint8_t* p, Py_ssize_t n, bint apply) noexcept nogil:
+        return False
 
     # --- the shared public surface ------------------------------------------------------------
     @property
@@ -180,7 +265,16 @@ cdef class Watchdog:
 
     def snapshot(self):
         """The device's state as versioned, checksummed bytes (docs/snapshot.md)."""
-        return self._state().pack()
+        cdef int kind = self.c_snap_kind()
+        cdef Py_ssize_t n
+        cdef bytes out
+        if kind == 0:
+            return self._state().pack()
+        n = self.c_store(NULL)
+        out = PyBytes_FromStringAndSize(NULL, SNAP_HEADER + n + SNAP_CRC)
+        self.c_store(<uint8_t*>PyBytes_AS_STRING(out) + SNAP_HEADER)
+        snap_seal(<uint8_t*>PyBytes_AS_STRING(out), kind, n)
+        return out
 
     def _timer_fields(self):
         """The fields every device record starts with (_snapshot.IB700State's)."""
@@ -200,9 +294,12 @@ cdef class Watchdog:
         """Take back a snapshot; bad data is a ValueError and changes nothing."""
         guard_enter(&self.guard, self, CALL_RESTORE)
         try:
-            state = self.STATE.unpack(_core_py.check_bytes(data))
-            state.check_configuration(self)  # what the device was built with stays
-            self._apply(state)
+            if c_restore_device(self, data) != 1:  # refused in C, or not bytes: the twin's codec
+                state = self.STATE.unpack(_core_py.check_bytes(data))
+                state.check_configuration(self)  # what the device was built with stays
+                if type(data) is bytes and self.c_snap_kind() != 0:
+                    raise AssertionError("a snapshot refused by the compiled checks only")
+                self._apply(state)
         finally:
             guard_leave(&self.guard)
 
@@ -212,6 +309,23 @@ cdef class Watchdog:
 
     def __deepcopy__(self, memo):
         return _core_py.restored(type(self), self.snapshot())  # a copy keeps its implementation
+
+
+cdef int c_restore_device(Watchdog dev, object data) except -2:
+    """The compiled restore: 1 when ``data`` (exact bytes) was accepted and applied, 0
+    when the C checks refuse it, -1 when it is not bytes or the device has no C codec."""
+    cdef const uint8_t* p
+    cdef Py_ssize_t n, length
+    cdef int kind = dev.c_snap_kind()
+    if type(data) is not bytes or kind == 0:
+        return -1
+    p = <const uint8_t*>PyBytes_AS_STRING(data)
+    n = PyBytes_GET_SIZE(data)
+    length = snap_open(p, n, kind)
+    if length < 0 or not dev.c_load(p + SNAP_HEADER, length, False):
+        return 0
+    dev.c_load(p + SNAP_HEADER, length, True)
+    return 1
 
 
 cdef int guard_conflict(Guard* g, object owner, int call) except -1:

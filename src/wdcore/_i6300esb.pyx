@@ -4,8 +4,9 @@ Twin: _i6300esb_py.py.  Registers: wdcore.regs (offsets and bits through _regs.p
 cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
-from wdcore._core cimport (CALL_CONFIG_WRITE, CALL_MMIO_WRITE, WD_COUNTER_MAX, Watchdog, WD_DUE,
-                          WD_SIGNAL, guard_enter, guard_leave, arg_config_offset, arg_size,
+from wdcore._core cimport (CALL_CONFIG_WRITE, CALL_MMIO_WRITE, WD_COUNTER_MAX, TimerRecord,
+                          Watchdog, WD_DUE, WD_SIGNAL, guard_enter, guard_leave, snap_ld,
+                          snap_read_timer, snap_st, arg_config_offset, arg_size,
                           arg_value, arg_window_offset, piece_size)
 from wdcore._regs cimport *
 
@@ -25,6 +26,26 @@ for _o in range(ESB_CFG_SIZE):
 cdef int INT_TYPE_MASK[2]
 INT_TYPE_MASK[0] = regs.INT_TYPE_MASK[0]
 INT_TYPE_MASK[1] = regs.INT_TYPE_MASK[1]
+cdef int N_PROFILES = len(regs.INT_TYPE_MASK)
+
+# the snapshot's kind and payload fields (_snapshot.I6300ESBState), by offset
+cdef int SNAP_KIND = _snapshot.KIND_I6300ESB
+cdef Py_ssize_t SNAP_SIZE = _snapshot.I6300ESB_LAYOUT.size
+cdef uint64_t MAX_STAGE_NS = _snapshot.I6300ESBState.MAX_DEADLINE_NS
+_O = _snapshot.I6300ESB_LAYOUT.offsets
+cdef Py_ssize_t S_PROFILE = _O["profile"], S_S1I = _O["stage1_interrupt"], S_ENABLED = _O["enabled"]
+cdef Py_ssize_t S_LOCKED = _O["locked"], S_FREE_RUN = _O["free_run"]
+cdef Py_ssize_t S_REBOOT_DISABLED = _O["reboot_disabled"], S_ONE_MHZ = _O["one_mhz"]
+cdef Py_ssize_t S_INT_TYPE = _O["int_type"], S_PRELOAD1 = _O["preload1"], S_PRELOAD2 = _O["preload2"]
+cdef Py_ssize_t S_STAGE = _O["stage"], S_UNLOCK = _O["unlock_state"]
+cdef Py_ssize_t S_PREV_REBOOT = _O["prev_reboot"], S_GINTSR = _O["gintsr"], S_CONFIG = _O["config"]
+# the one-byte flags after the timer's (each 0 or 1)
+cdef Py_ssize_t S_FLAGS[8]
+S_FLAGS[:] = [S_S1I, S_ENABLED, S_LOCKED, S_FREE_RUN, S_REBOOT_DISABLED, S_ONE_MHZ, S_PREV_REBOOT,
+              S_GINTSR]
+assert sorted(r.name for r in _snapshot.I6300ESB_LAYOUT.rows if r.code == "?") == sorted(
+    ["armed", "stage1_interrupt", "enabled", "locked", "free_run", "reboot_disabled", "one_mhz",
+     "prev_reboot", "gintsr"])
 
 
 cdef inline uint64_t duration_ns(uint32_t preload, bint one_mhz) noexcept nogil:
@@ -321,6 +342,70 @@ cdef class I6300ESB(Watchdog):
 
     # --- snapshot (the record: _snapshot.I6300ESBState) ---------------------------------
     STATE = _snapshot.I6300ESBState
+
+    cdef int c_snap_kind(self) noexcept nogil:
+        return SNAP_KIND
+
+    cdef Py_ssize_t c_store(self, uint8_t* out) noexcept nogil:
+        if out == NULL:
+            return SNAP_SIZE
+        self.c_store_timer(out)
+        out[S_PROFILE] = <uint8_t>self.profile_code
+        out[S_S1I] = self.s1i
+        out[S_ENABLED] = self.enabled
+        out[S_LOCKED] = self.locked
+        out[S_FREE_RUN] = self.free_run
+        out[S_REBOOT_DISABLED] = self.reboot_disabled
+        out[S_ONE_MHZ] = self.one_mhz
+        out[S_INT_TYPE] = <uint8_t>self.int_type
+        snap_st(out + S_PRELOAD1, self.preload[0], 4)
+        snap_st(out + S_PRELOAD2, self.preload[1], 4)
+        out[S_STAGE] = <uint8_t>self.stage_no
+        out[S_UNLOCK] = <uint8_t>self.unlock_state
+        out[S_PREV_REBOOT] = self.prev_reboot
+        out[S_GINTSR] = self.gintsr
+        memcpy(out + S_CONFIG, self.cfg, ESB_CFG_SIZE)
+        return SNAP_SIZE
+
+    cdef bint c_load(self, const uint8_t* p, Py_ssize_t n, bint apply) noexcept nogil:
+        """_snapshot.I6300ESBState.unpack's checks, and check_configuration's."""
+        cdef TimerRecord r
+        cdef int i, profile
+        cdef uint32_t preload1, preload2
+        if n != SNAP_SIZE or not snap_read_timer(p, &r, MAX_STAGE_NS):
+            return False
+        for i in range(8):
+            if p[S_FLAGS[i]] > 1:
+                return False
+        profile = p[S_PROFILE]
+        if profile >= N_PROFILES or profile != self.profile_code or p[S_S1I] != self.s1i:
+            return False
+        preload1 = <uint32_t>snap_ld(p + S_PRELOAD1, 4)
+        preload2 = <uint32_t>snap_ld(p + S_PRELOAD2, 4)
+        if (p[S_INT_TYPE] & ~INT_TYPE_MASK[profile] or preload1 > ESB_PRELOAD_MASK
+                or preload2 > ESB_PRELOAD_MASK or (p[S_STAGE] != 1 and p[S_STAGE] != 2)
+                or p[S_UNLOCK] > 2 or (p[S_GINTSR] and not p[S_S1I])
+                or (r.armed and not p[S_ENABLED])):
+            return False
+        for i in range(ESB_CFG_SIZE):
+            if (p[S_CONFIG + i] ^ INITIAL_CONFIG[i]) & ~WMASK[i]:
+                return False
+        if apply:
+            self.c_load_timer(&r)
+            self.enabled = p[S_ENABLED]
+            self.locked = p[S_LOCKED]
+            self.free_run = p[S_FREE_RUN]
+            self.reboot_disabled = p[S_REBOOT_DISABLED]
+            self.one_mhz = p[S_ONE_MHZ]
+            self.int_type = p[S_INT_TYPE]
+            self.preload[0] = preload1
+            self.preload[1] = preload2
+            self.stage_no = p[S_STAGE]
+            self.unlock_state = p[S_UNLOCK]
+            self.prev_reboot = p[S_PREV_REBOOT]
+            self.gintsr = p[S_GINTSR]
+            memcpy(self.cfg, p + S_CONFIG, ESB_CFG_SIZE)
+        return True
 
     def _state(self):
         return _snapshot.I6300ESBState(

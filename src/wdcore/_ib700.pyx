@@ -1,9 +1,9 @@
 # cython: language_level=3
 """The IB700, compiled (SPEC.md 2).  Twin: _ib700_py.py."""
 cimport cython
-from libc.stdint cimport uint64_t
-from wdcore._core cimport (CALL_IO_WRITE, Watchdog, WD_DUE, arg_port, arg_size, arg_value,
-                          guard_enter, guard_leave)
+from libc.stdint cimport uint8_t, uint64_t
+from wdcore._core cimport (CALL_IO_WRITE, TimerRecord, Watchdog, WD_DUE, arg_port, arg_size,
+                          arg_value, guard_enter, guard_leave, snap_read_timer)
 from wdcore._regs cimport (IB700_PORT_FIRST, IB700_PORT_LAST, IB700_WDT_START,
                            IB700_WDT_START_INDEX)
 
@@ -14,6 +14,12 @@ from wdcore import _snapshot, regs
 cdef uint64_t TIMEOUT_NS[IB700_WDT_START_INDEX + 1]
 for _i, _t in enumerate(regs.IB700_TIMEOUT_NS):
     TIMEOUT_NS[_i] = _t
+
+
+# the snapshot's kind and payload (_snapshot.IB700State: the timer fields alone)
+cdef int SNAP_KIND = _snapshot.KIND_IB700
+cdef Py_ssize_t SNAP_SIZE = _snapshot.IB700_LAYOUT.size
+cdef uint64_t MAX_TIMEOUT_NS = _snapshot.IB700State.MAX_DEADLINE_NS
 
 
 @cython.final
@@ -72,6 +78,22 @@ cdef class IB700(Watchdog):
 
     # --- snapshot (the record: _snapshot.IB700State) ------------------------------------
     STATE = _snapshot.IB700State
+
+    cdef int c_snap_kind(self) noexcept nogil:
+        return SNAP_KIND
+
+    cdef Py_ssize_t c_store(self, uint8_t* out) noexcept nogil:
+        if out != NULL:
+            self.c_store_timer(out)  # the payload is the timer fields
+        return SNAP_SIZE
+
+    cdef bint c_load(self, const uint8_t* p, Py_ssize_t n, bint apply) noexcept nogil:
+        cdef TimerRecord r
+        if n != SNAP_SIZE or not snap_read_timer(p, &r, MAX_TIMEOUT_NS):
+            return False
+        if apply:
+            self.c_load_timer(&r)
+        return True
 
     def _state(self):
         return _snapshot.IB700State(**self._timer_fields())

@@ -100,6 +100,7 @@ cdef class MachineCore:
     cdef bint has_errors          # errors is not empty (readable without the GIL)
     cdef uint64_t logged          # events logged so far (a count; a run's events bound)
     cdef Guard guard              # the public call in progress, and its thread
+    cdef ArmCounter counter       # the arming counter its devices share
 
     # Every method is final: Python's Machine derives from this class, but nothing
     # overrides its C level, so the calls are direct.

@@ -12,7 +12,9 @@ cimport cython
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from wdcore._core cimport (SNAP_CRC, SNAP_HEADER, snap_ld, snap_open, snap_seal, snap_st,
+                           snap_timer_agrees)
 from wdcore._core cimport (ArmCounter, CALL_ACTION, CALL_ADVANCE, CALL_ADVANCE_TO,
                            CALL_CLEAR_EVENTS, CALL_IO_READ, CALL_IO_WRITE, CALL_MEM_READ,
                            CALL_MEM_WRITE, CALL_PAUSE, CALL_RESUME, CALL_RUN, CALL_SYSTEM_RESET,
@@ -30,6 +32,7 @@ from wdcore._regs cimport (ESB_SIZE, IB700_PORT_FIRST, IB700_PORT_LAST, PCI_CONF
 from wdcore._core_py import check_addr, check_callback
 from wdcore.actions import ACTION_CODE, ACTIONS, EFFECTS, GUEST_RESET, HOST_RESET, coerce_action
 from wdcore.ops import RUN_STOPS
+from wdcore import _snapshot
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals() except -1
@@ -64,6 +67,20 @@ cdef tuple _ACTIONS = ACTIONS
 cdef tuple _RUN_STOPS = RUN_STOPS
 cdef enum:
     SIGNAL_EVERY = 1024  # ops between two runs of Python's signal handlers in c_run
+
+# the snapshot (_snapshot.MachineState): its header fields by offset, then per device a
+# u32 length and the device's own snapshot
+cdef int SNAP_KIND = _snapshot.KIND_MACHINE
+_M = _snapshot.MACHINE_LAYOUT.offsets
+cdef Py_ssize_t M_CONFIG = _M["device_mask"], M_NOW = _M["now"], M_STATUS = _M["status"]
+cdef Py_ssize_t M_ACTION = _M["action"], M_CONFIG_ADDRESS = _M["config_address"]
+cdef Py_ssize_t M_COUNTER = _M["counter"], M_SIZE = _snapshot.MACHINE_LAYOUT.size
+cdef Py_ssize_t N_CONFIG = 5  # device_mask, esb_slot, profile, reboot_action, stage1_interrupt
+assert _snapshot.MACHINE_LAYOUT.names[:N_CONFIG + 1] == (
+    "device_mask", "esb_slot", "profile", "reboot_action", "stage1_interrupt", "now")
+cdef unsigned int N_STATUSES = _snapshot.N_STATUSES
+cdef uint64_t COUNTER_MAX = _snapshot.COUNTER_MAX
+cdef unsigned int N_ACTION_CODES = _snapshot.N_ACTIONS
 for _i, _e in enumerate(EFFECTS):
     EFFECT_REQUESTS[_i] = int(_e.request)
     EFFECT_POWER_OFF[_i] = _e.power_off
@@ -134,6 +151,7 @@ cdef class MachineCore:
             dev.c_join(counter, self.errors)
             self.timers[i] = dev.c_timer()
             self.owners[i] = <PyObject*>dev
+        self.counter = counter
         self.esb_slot = esb_slot
         self.reboot_shutdown = reboot_shutdown
         self.action_no = action_code
@@ -718,6 +736,93 @@ cdef class MachineCore:
             pos += need
         progress.stop = RUN_END
         return 0
+
+    # --- snapshots in C (the front's snapshot and restore; the twin's codec is the oracle) ---
+    def _snapshot_bytes(self, bytes config not None):
+        """The Machine's snapshot, with the front's five configuration codes."""
+        cdef Py_ssize_t size = M_SIZE, pos, n
+        cdef int i
+        cdef Watchdog dev
+        cdef bytes out
+        cdef uint8_t* p
+        for i in range(self.n_devices):
+            size += 4 + SNAP_HEADER + (<Watchdog>self.owners[i]).c_store(NULL) + SNAP_CRC
+        out = PyBytes_FromStringAndSize(NULL, SNAP_HEADER + size + SNAP_CRC)
+        p = <uint8_t*>PyBytes_AS_STRING(out) + SNAP_HEADER
+        for i in range(N_CONFIG):
+            p[M_CONFIG + i] = <uint8_t>config[i]
+        snap_st(p + M_NOW, self.now_ns, 8)
+        p[M_STATUS] = <uint8_t>self.status_no
+        p[M_ACTION] = <uint8_t>self.action_no
+        snap_st(p + M_CONFIG_ADDRESS, self.cfg_addr, 4)
+        snap_st(p + M_COUNTER, self.counter.value, 8)
+        pos = M_SIZE
+        for i in range(self.n_devices):
+            dev = <Watchdog>self.owners[i]
+            n = dev.c_store(p + pos + 4 + SNAP_HEADER)
+            snap_st(p + pos, SNAP_HEADER + n + SNAP_CRC, 4)
+            snap_seal(p + pos + 4, dev.c_snap_kind(), n)
+            pos += 4 + SNAP_HEADER + n + SNAP_CRC
+        snap_seal(p - SNAP_HEADER, SNAP_KIND, size)
+        return out
+
+    def _restore_bytes(self, data, bytes config not None):
+        """The compiled restore: 1 when ``data`` (exact bytes) was accepted and applied, 0
+        when the C checks refuse it, -1 when it is not bytes (the front then runs the
+        twin's codec, which words the refusal)."""
+        cdef const uint8_t* p
+        cdef Py_ssize_t n, length, pos, blob
+        cdef int i
+        cdef uint64_t now, counter
+        cdef unsigned int status, action
+        cdef Watchdog dev
+        if type(data) is not bytes:
+            return -1
+        p = <const uint8_t*>PyBytes_AS_STRING(data)
+        n = PyBytes_GET_SIZE(data)
+        length = snap_open(p, n, SNAP_KIND)
+        if length < M_SIZE:
+            return 0
+        p += SNAP_HEADER
+        for i in range(N_CONFIG):
+            if p[M_CONFIG + i] != <uint8_t>config[i]:
+                return 0
+        now = snap_ld(p + M_NOW, 8)
+        status = p[M_STATUS]
+        action = p[M_ACTION]
+        counter = snap_ld(p + M_COUNTER, 8)
+        if now > WD_TIME_MAX_NS or status >= N_STATUSES or action >= N_ACTION_CODES or counter > COUNTER_MAX:
+            return 0
+        # the devices, in order, each framed, valid for its device and agreeing with the header
+        pos = M_SIZE
+        for i in range(self.n_devices):
+            dev = <Watchdog>self.owners[i]
+            if pos + 4 > length:
+                return 0
+            blob = <Py_ssize_t>snap_ld(p + pos, 4)
+            pos += 4
+            if blob > length - pos or snap_open(p + pos, blob, dev.c_snap_kind()) < 0:
+                return 0
+            if not (dev.c_load(p + pos + SNAP_HEADER, blob - SNAP_HEADER - SNAP_CRC, False)
+                    and snap_timer_agrees(p + pos + SNAP_HEADER, now, action, counter)):
+                return 0
+            pos += blob
+        if pos != length:
+            return 0
+        # valid: apply
+        pos = M_SIZE
+        for i in range(self.n_devices):
+            blob = <Py_ssize_t>snap_ld(p + pos, 4)
+            (<Watchdog>self.owners[i]).c_load(p + pos + 4 + SNAP_HEADER,
+                                              blob - SNAP_HEADER - SNAP_CRC, True)
+            pos += 4 + blob
+        self.counter.value = counter
+        self.now_ns = now
+        self.action_no = action
+        self.cfg_addr = <uint32_t>snap_ld(p + M_CONFIG_ADDRESS, 4)
+        self.requests = 0
+        self.c_set_status(status)
+        return 1
 
     # --- state for snapshots --------------------------------------------------------------------
     def get_state(self):

@@ -581,6 +581,16 @@ class MachineCore:
                 reads.append(self.c_mem_read(op[1], size))  # type: ignore[misc]
             self.c_end_operation()
 
+    # --- snapshots: the twin has no codec of its own; machine.py's (_snapshot) is the oracle --
+    def _snapshot_bytes(self, config: bytes) -> Optional[bytes]:
+        """The compiled core writes the snapshot itself; the twin leaves it to the front."""
+        return None
+
+    def _restore_bytes(self, data: object, config: bytes) -> int:
+        """The compiled core restores in C (1 applied, 0 refused); the twin: -1, the
+        front's codec does it."""
+        return -1
+
     # --- state for snapshots --------------------------------------------------------------------
     def get_state(self) -> tuple[int, int, int, int]:
         """(now, status code, action code, PCI CONFIG_ADDRESS)."""

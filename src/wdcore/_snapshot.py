@@ -122,6 +122,9 @@ class Layout:
         self.struct = struct.Struct("<" + "".join(r.code for r in rows))
         self._raw = struct.Struct("<" + "".join("B" if r.code == "?" else r.code for r in rows))
         self.size = self.struct.size
+        #: each row's byte offset in the payload (the compiled codec reads and writes there)
+        self.offsets = {r.name: struct.calcsize("<" + "".join(x.code for x in rows[:i]))
+                        for i, r in enumerate(rows)}
 
     def pack(self, values: dict[str, object]) -> bytes:
         """The payload bytes of ``values`` (a value per row name)."""

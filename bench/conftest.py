@@ -46,6 +46,32 @@ def call_floor():
     return CallFloor()
 
 
+def _targets(session, groups) -> list[str]:
+    """The ratios benchmarks declare a target for (extra_info["target"] = {"over": kind,
+    "max": x}: this kind's median over that kind's, in the same group), met or not."""
+    lines = []
+    for bench in session.benchmarks:
+        target = bench.extra_info.get("target")
+        if target is None or bench.stats is None or not bench.stats.data:
+            continue
+        other = groups.get(bench.group, {}).get(target["over"])
+        if other is None:
+            continue
+        ratio = bench.stats.median / other.median
+        verdict = "met" if ratio <= target["max"] else "MISSED"
+        lines.append(f"{bench.group}: {bench.params['kind']} / {target['over']} = {ratio:.2f}x "
+                     f"(target <= {target['max']:g}x: {verdict})")
+    for bench in session.benchmarks:
+        rate = bench.extra_info.get("rate_target")
+        if rate is None or bench.stats is None or not bench.stats.data:
+            continue
+        per_s = bench.extra_info.get("calls_per_round", BATCH) / bench.stats.median
+        verdict = "met" if per_s >= rate["min"] else "MISSED"
+        lines.append(f"{bench.group}: {bench.params['kind']} {per_s:,.0f} {rate['unit']} "
+                     f"(target >= {rate['min']:,} {rate['unit']}: {verdict})")
+    return lines
+
+
 def pytest_terminal_summary(terminalreporter, config):
     session = getattr(config, "_benchmarksession", None)
     if session is None or session.disabled or not session.benchmarks:
@@ -58,6 +84,7 @@ def pytest_terminal_summary(terminalreporter, config):
         groups.setdefault(bench.group, {})[bench.params["kind"]] = bench.stats
         calls[bench.group] = bench.extra_info.get("calls_per_round", BATCH)
     lines, report = [], {}
+    lines += _targets(session, groups)
     for group, by_impl in sorted(groups.items()):
         if {"run", "compiled", "python"} <= by_impl.keys():
             r, c, p = by_impl["run"], by_impl["compiled"], by_impl["python"]

@@ -46,7 +46,7 @@ class MachineEvent(TypedDict):
     time_ns: int
 
 
-@dataclass
+@dataclass(slots=True)
 class RunResult:
     """What ``Machine.run`` did.  An exception that ends a run (a callback's, Ctrl-C)
     carries the run's result so far as its ``run_result`` attribute."""
@@ -190,10 +190,10 @@ class Machine:
             data = _ops.encode(ops)  # validates every op first
         else:
             raise TypeError(f"ops must be bytes or a list of op tuples, not {type(ops).__name__}")
-        result = RunResult(0)
+        result = RunResult(0, [], [], 0, "error")  # every field given: the cheapest init
         try:
-            self.run_stream(data, _bound(max_ops, "max_ops"), _bound(max_events, "max_events"),
-                            result)
+            self.run_stream(data, -1 if max_ops is None else _bound(max_ops, "max_ops"),
+                            -1 if max_events is None else _bound(max_events, "max_events"), result)
         except BaseException as exc:
             exc.run_result = result  # type: ignore[attr-defined]  # documented above
             raise

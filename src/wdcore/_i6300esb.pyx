@@ -262,9 +262,11 @@ cdef class I6300ESB(Watchdog):
         """One stage end; 1 when it is the expiry (stage 2 with reboot enabled)."""
         self.c_disarm()
         if self.stage_no == 1:
+            # stage 2 first, then the line: an interrupt handler (on_irq) sees stage 2
+            # counting, and its accesses (a reload, a preload) act on that
+            self.c_start(2)
             if self.s1i and self.int_type == 0:
                 self.c_set_gintsr(True)
-            self.c_start(2)
             return 0
         if self.reboot_disabled:
             if self.free_run and (self.preload[0] or self.preload[1]):

@@ -71,7 +71,8 @@ BASE_CFLAGS = ("-O1 -fno-omit-frame-pointer -gline-tables-only "
 SANITIZER_FLAGS = "-fsanitize=address -fsanitize-address-use-after-scope"
 COVERAGE_FLAGS = "-fsanitize=fuzzer-no-link"
 CFLAGS = f"{BASE_CFLAGS} {SANITIZER_FLAGS} {COVERAGE_FLAGS} -fno-sanitize=function,leak,vptr,"
-CXXFLAGS = f"{BASE_CFLAGS} {SANITIZER_FLAGS} {COVERAGE_FLAGS} -stdlib=libc++ -fno-sanitize=function,leak,vptr"
+CXXFLAGS = (f"{BASE_CFLAGS} {SANITIZER_FLAGS} {COVERAGE_FLAGS} -stdlib=libc++"
+            " -fno-sanitize=function,leak,vptr")
 
 # the runner image's sanitizer options and fuzzer arguments
 RUNNER_ASAN_OPTIONS = (
@@ -80,7 +81,8 @@ RUNNER_ASAN_OPTIONS = (
     "detect_stack_use_after_return=1:fast_unwind_on_fatal=0:handle_abort=1:handle_segv=1:"
     "handle_sigill=1:max_uar_stack_size_log=16:print_scariness=1:quarantine_size_mb=10:"
     "strict_memcmp=1:symbolize=1:use_sigaltstack=1:dedup_token_length=3")
-RUNNER_UBSAN_OPTIONS = "print_stacktrace=1:print_summary=1:silence_unsigned_overflow=1:symbolize=1:dedup_token_length=3"
+RUNNER_UBSAN_OPTIONS = ("print_stacktrace=1:print_summary=1:silence_unsigned_overflow=1:symbolize=1:"
+                        "dedup_token_length=3")
 RUNNER_FUZZER_ARGS = ["-rss_limit_mb=2560", "-timeout=25"]
 FUZZ_SECONDS = 5
 ARTIFACTS = ("crash-", "leak-", "timeout-", "oom-", "slow-unit-")
@@ -164,7 +166,7 @@ def tail(log: Path, n: int = 6000) -> str:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """$OUT after the builder's run of .clusterfuzzlite/build.sh, with the environment."""
+    """$OUT after the builder's run of .clusterfuzzlite/build.sh, and the venv it ran in."""
     r = subprocess.run([str(ROOT / "tools" / "setup-clang.sh")], capture_output=True, text=True,
                        timeout=900)
     need(r.returncode == 0, f"clang-14 is not available: {r.stderr.strip()[-500:]}")
@@ -194,7 +196,8 @@ def built(tmp_path_factory):
         FUZZING_LANGUAGE="python", ARCHITECTURE="x86_64",
     )
     # what `compile` itself puts in $OUT for a Python build, before build.sh runs
-    subprocess.run([str(ROOT / "tools" / "build-asan-with-fuzzer.sh"), str(out / "sanitizer_with_fuzzer.so")],
+    subprocess.run([str(ROOT / "tools" / "build-asan-with-fuzzer.sh"),
+                    str(out / "sanitizer_with_fuzzer.so")],
                    check=True, capture_output=True, timeout=300, env={**env, "CLANG": "clang-14"})
     shutil.copy(shutil.which("llvm-symbolizer-14"), out / "llvm-symbolizer")
 
@@ -284,7 +287,8 @@ def test_each_fuzzer_fuzzes_from_its_seed_corpus_without_findings(built, target,
     assert "INFO: Using preloaded libfuzzer" in text, tail(log)
     # the compiled core's instrumented modules registered their counters with libFuzzer
     loaded = re.search(r"INFO: Loaded (\d+) modules\s+\((\d+) inline 8-bit counters\)", text)
-    assert loaded and int(loaded[1]) >= len(_select.COMPILED_MODULES) and int(loaded[2]) > 1000, tail(log)
+    assert loaded, tail(log)
+    assert int(loaded[1]) >= len(_select.COMPILED_MODULES) and int(loaded[2]) > 1000, loaded[0]
     assert re.search(rf"INFO:\s+{seeds} files found in {re.escape(str(corpus))}\n", text), tail(log)
     assert "INITED" in text, tail(log)
     done = re.search(r"Done (\d+) runs in (\d+) second", text)

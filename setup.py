@@ -6,6 +6,9 @@ WDCORE_SANITIZE selects an instrumented build (docs/fuzzing.md):
           atheris) sees the edges of the compiled core and ASan/UBSan check it;
           build with CC=clang-14 LDSHARED="clang-14 -shared" (./run fuzz does)
   gcc     gcc: -fsanitize=address,undefined
+  oss-fuzz  no flags of setup.py's own: the builder's $CC and $CFLAGS (sanitizer and
+          -fsanitize=fuzzer-no-link), which distutils applies to compiling and linking,
+          are the whole build (.clusterfuzzlite/build.sh, with LDSHARED="$CC -shared")
 WDCORE_CFLAGS adds compiler flags.
 """
 import os
@@ -43,8 +46,10 @@ def extensions():
         cflags = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
                   "-fno-sanitize-recover=undefined"]
         ldflags = ["-fsanitize=address,undefined"]
+    elif sanitize == "oss-fuzz":
+        cflags = []  # not even -O2: the builder's -O1 and sanitizers stand alone
     elif sanitize:
-        raise SystemExit(f"WDCORE_SANITIZE must be 'fuzzer' or 'gcc', not {sanitize!r}")
+        raise SystemExit(f"WDCORE_SANITIZE must be 'fuzzer', 'gcc' or 'oss-fuzz', not {sanitize!r}")
     cflags += shlex.split(os.environ.get("WDCORE_CFLAGS", ""))
     exts = [
         Extension(name, [os.path.join("src", *name.split(".")) + ".pyx"],

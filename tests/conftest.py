@@ -5,6 +5,9 @@ Fixtures:
   not built and WDCORE_REQUIRE_EXTENSIONS is unset; in CI it is set, so it fails).
 - ``IB700``: the device class of that implementation.
 - ``make_machine``: ``make_machine(**kw)`` builds a Machine on that implementation.
+
+Tests marked ``slow`` (minutes each: tests/test_clusterfuzzlite.py) are skipped unless
+``CI`` or ``WDCORE_SLOW`` is set; .ci/run sets CI, so CI runs them.
 """
 from __future__ import annotations
 
@@ -16,6 +19,19 @@ import pytest
 from wdcore import _select
 
 IMPLS = ["compiled", "python"]
+
+
+def _set(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0", "false")
+
+
+def pytest_collection_modifyitems(config, items):
+    if _set("CI") or _set("WDCORE_SLOW"):
+        return
+    skip = pytest.mark.skip(reason="slow: set WDCORE_SLOW=1 (or CI) to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 def _require_compiled() -> None:

@@ -5,8 +5,10 @@
 # included) and libFuzzer without its main(), to LD_PRELOAD into the Python that runs
 # an atheris harness.  The compiled core, built with
 # -fsanitize=fuzzer-no-link,address,undefined, then reports its coverage edges to
-# libFuzzer instead of to the sanitizer runtime's weak stubs.  (atheris ships such a
-# library only when built from source with clang; its wheels do not.)
+# libFuzzer instead of to the sanitizer runtime's weak stubs.  (atheris 3.0's wheel
+# ships one too, but built from another LLVM; this one matches the clang-14 that
+# instruments the core.  OSS-Fuzz's builder preloads the same kind of library, as
+# $OUT/sanitizer_with_fuzzer.so; tests/test_clusterfuzzlite.py builds it here.)
 # Needs clang-14 and libclang-rt-14-dev (Debian 12).
 set -euo pipefail
 OUT="${1:?usage: build-asan-with-fuzzer.sh OUT.so}"

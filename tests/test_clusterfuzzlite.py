@@ -37,7 +37,6 @@ import re
 import shutil
 import subprocess
 import sys
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -56,7 +55,6 @@ TARGETS = ("ops", "restore")  # fuzz/fuzz_<t>.py, seeds in fuzz/corpus/<t>
 OSS_FUZZ_COMMIT = "93b417ed1dd2b888bc9fa5d6642fe366291294fc"
 SCRIPT_PATH = "infra/base-images/base-builder/compile_python_fuzzer"
 SCRIPT_BLOB = "a36c05f3d1a2b2abb3ca492cf26022486cf33ebf"
-SCRIPT_URL = f"https://raw.githubusercontent.com/google/oss-fuzz/{OSS_FUZZ_COMMIT}/{SCRIPT_PATH}"
 
 # what base-builder-python installs (install_python.sh pins PyInstaller; atheris >= 2.3)
 BUILDER_PIP = ["pyinstaller==6.10.0", "atheris>=2.3.0"]
@@ -109,10 +107,14 @@ def git_blob_id(data: bytes) -> str:
 
 
 def packaging_script() -> Path:
-    """compile_python_fuzzer at OSS_FUZZ_COMMIT, byte for byte: from the cache
+    """compile_python_fuzzer at OSS_FUZZ_COMMIT, byte for byte: the copy kept in
+    tools/third_party/oss-fuzz (third party, unchanged), else the cache
     ($WDCORE_OSS_FUZZ_DIR, default ~/.cache/wdcore/oss-fuzz/COMMIT), else from a clone of
-    google/oss-fuzz named by $WDCORE_OSS_FUZZ_GIT, else downloaded; checked against
-    SCRIPT_BLOB and cached."""
+    google/oss-fuzz named by $WDCORE_OSS_FUZZ_GIT; checked against SCRIPT_BLOB (and
+    cached)."""
+    kept = ROOT / "tools" / "third_party" / "oss-fuzz" / "compile_python_fuzzer"
+    if kept.is_file() and git_blob_id(kept.read_bytes()) == SCRIPT_BLOB:
+        return kept
     cache = Path(os.environ.get("WDCORE_OSS_FUZZ_DIR")
                  or Path.home() / ".cache" / "wdcore" / "oss-fuzz" / OSS_FUZZ_COMMIT)
     script = cache / "compile_python_fuzzer"
@@ -128,12 +130,6 @@ def packaging_script() -> Path:
             data = r.stdout
         else:
             tried.append(f"git show in {clone}: {r.stderr.decode(errors='replace').strip()}")
-    if data is None:
-        try:
-            with urllib.request.urlopen(SCRIPT_URL, timeout=30) as resp:
-                data = resp.read()
-        except OSError as exc:
-            tried.append(f"{SCRIPT_URL}: {exc}")
     need(data is not None,
          "OSS-Fuzz's compile_python_fuzzer cannot be had (" + "; ".join(tried) + f"); put it in {script}"
          " or set WDCORE_OSS_FUZZ_GIT to a clone of google/oss-fuzz")

@@ -153,17 +153,29 @@ cdef bint snap_read_timer(const uint8_t* p, TimerRecord* r, uint64_t max_deadlin
 # Machine's header and its devices agree).  nogil, never fails.
 cdef bint snap_timer_agrees(const uint8_t* p, uint64_t now, unsigned int action,
                             uint64_t counter) noexcept nogil
-# Little-endian loads and stores (any alignment).  nogil, never fail.
-cdef inline uint64_t snap_ld(const uint8_t* p, int n) noexcept nogil:
-    cdef uint64_t v = 0
-    cdef int i
-    for i in range(n):
-        v |= (<uint64_t>p[i]) << (8 * i)
-    return v
-cdef inline void snap_st(uint8_t* p, uint64_t v, int n) noexcept nogil:
-    cdef int i
-    for i in range(n):
-        p[i] = <uint8_t>(v >> (8 * i))
+# Little-endian loads and stores of n <= 8 bytes (any alignment).  nogil, never fail.
+cdef extern from *:
+    """
+    #include <string.h>
+    static inline uint64_t wd_snap_ld(const uint8_t *p, int n) {
+        uint64_t v = 0;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(&v, p, (size_t)n);
+    #else
+        for (int i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+    #endif
+        return v;
+    }
+    static inline void wd_snap_st(uint8_t *p, uint64_t v, int n) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(p, &v, (size_t)n);
+    #else
+        for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
+    #endif
+    }
+    """
+    uint64_t snap_ld "wd_snap_ld"(const uint8_t* p, int n) noexcept nogil
+    void snap_st "wd_snap_st"(uint8_t* p, uint64_t v, int n) noexcept nogil
 
 
 cdef class ArmCounter:
@@ -330,9 +342,10 @@ cdef class Watchdog:
     # Write the device's payload at out (None: only count); returns its length in bytes.
     # nogil, never fails (out holds that many bytes).
     cdef Py_ssize_t c_store(self, uint8_t* out) noexcept nogil
-    # Check the payload p[0:n] of a snapshot of this kind: 1 when restore accepts it (for
-    # this device: a standalone one's configuration included), 0 when not; with `apply`,
-    # an accepted one is also taken.  nogil, never fails.
+    # Without `apply`: check the payload p[0:n] of a snapshot of this kind: 1 when restore
+    # accepts it (for this device: a standalone one's configuration included), else 0.
+    # With `apply`: take a payload that check accepted (the caller ensures it; nothing is
+    # checked again), returning 1.  nogil, never fails.
     cdef bint c_load(self, const uint8_t* p, Py_ssize_t n, bint apply) noexcept nogil
     # The device's system reset (the Python-level reset()).  Returns 0, or -1 with
     # on_irq's exception set (the line falling).  Needs the GIL.  On a Machine's device,

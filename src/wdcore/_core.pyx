@@ -10,6 +10,7 @@ from wdcore._core_py import check_config_offset, check_window_offset
 from wdcore.actions import ACTION_CODE, ACTIONS, WatchdogAction, WatchdogEvent, coerce_action
 
 cdef tuple _ACTIONS = ACTIONS
+cdef object _TUPLE_NEW = tuple.__new__
 
 cdef extern from "zlib.h":
     unsigned long crc32(unsigned long crc, const unsigned char* buf, unsigned int length) nogil
@@ -111,7 +112,8 @@ cdef class Watchdog:
 
     @cython.final
     cdef int c_notify(self) except -1:
-        event = WatchdogEvent(self.timer.now, self.KIND, _ACTIONS[self.action_code])
+        # tuple.__new__ builds the NamedTuple without its Python-level __new__ (a frame)
+        event = _TUPLE_NEW(WatchdogEvent, (self.timer.now, self.KIND, _ACTIONS[self.action_code]))
         self.log.append(event)
         if self._on_expire is not None:
             self.c_call(self._on_expire, event)

@@ -27,6 +27,16 @@ cdef int INT_TYPE_MASK[2]
 INT_TYPE_MASK[0] = regs.INT_TYPE_MASK[0]
 INT_TYPE_MASK[1] = regs.INT_TYPE_MASK[1]
 cdef int N_PROFILES = len(regs.INT_TYPE_MASK)
+# the configuration space's read-only bits and their values, 8 bytes a word (little-endian)
+cdef enum:
+    CFG_WORDS = 32
+assert ESB_CFG_SIZE == 8 * CFG_WORDS
+cdef uint64_t READ_ONLY_MASK[CFG_WORDS]
+cdef uint64_t READ_ONLY_VALUE[CFG_WORDS]
+for _w in range(CFG_WORDS):
+    READ_ONLY_MASK[_w] = int.from_bytes(bytes(~regs.WMASK[8 * _w + _b] & 0xFF for _b in range(8)), "little")
+    READ_ONLY_VALUE[_w] = int.from_bytes(bytes(regs.INITIAL_CONFIG[8 * _w + _b] & ~regs.WMASK[8 * _w + _b] & 0xFF
+                                               for _b in range(8)), "little")
 
 # the snapshot's kind and payload fields (_snapshot.I6300ESBState), by offset
 cdef int SNAP_KIND = _snapshot.KIND_I6300ESB
@@ -374,6 +384,23 @@ cdef class I6300ESB(Watchdog):
         cdef TimerRecord r
         cdef int i, profile
         cdef uint32_t preload1, preload2
+        if apply:  # checked before: only the decoding counts
+            snap_read_timer(p, &r, MAX_STAGE_NS)
+            self.c_load_timer(&r)
+            self.enabled = p[S_ENABLED]
+            self.locked = p[S_LOCKED]
+            self.free_run = p[S_FREE_RUN]
+            self.reboot_disabled = p[S_REBOOT_DISABLED]
+            self.one_mhz = p[S_ONE_MHZ]
+            self.int_type = p[S_INT_TYPE]
+            self.preload[0] = <uint32_t>snap_ld(p + S_PRELOAD1, 4)
+            self.preload[1] = <uint32_t>snap_ld(p + S_PRELOAD2, 4)
+            self.stage_no = p[S_STAGE]
+            self.unlock_state = p[S_UNLOCK]
+            self.prev_reboot = p[S_PREV_REBOOT]
+            self.gintsr = p[S_GINTSR]
+            memcpy(self.cfg, p + S_CONFIG, ESB_CFG_SIZE)
+            return True
         if n != SNAP_SIZE or not snap_read_timer(p, &r, MAX_STAGE_NS):
             return False
         for i in range(8):
@@ -389,24 +416,9 @@ cdef class I6300ESB(Watchdog):
                 or p[S_UNLOCK] > 2 or (p[S_GINTSR] and not p[S_S1I])
                 or (r.armed and not p[S_ENABLED])):
             return False
-        for i in range(ESB_CFG_SIZE):
-            if (p[S_CONFIG + i] ^ INITIAL_CONFIG[i]) & ~WMASK[i]:
+        for i in range(CFG_WORDS):  # read-only bits as at construction, 8 bytes a step
+            if snap_ld(p + S_CONFIG + 8 * i, 8) & READ_ONLY_MASK[i] != READ_ONLY_VALUE[i]:
                 return False
-        if apply:
-            self.c_load_timer(&r)
-            self.enabled = p[S_ENABLED]
-            self.locked = p[S_LOCKED]
-            self.free_run = p[S_FREE_RUN]
-            self.reboot_disabled = p[S_REBOOT_DISABLED]
-            self.one_mhz = p[S_ONE_MHZ]
-            self.int_type = p[S_INT_TYPE]
-            self.preload[0] = preload1
-            self.preload[1] = preload2
-            self.stage_no = p[S_STAGE]
-            self.unlock_state = p[S_UNLOCK]
-            self.prev_reboot = p[S_PREV_REBOOT]
-            self.gintsr = p[S_GINTSR]
-            memcpy(self.cfg, p + S_CONFIG, ESB_CFG_SIZE)
         return True
 
     def _state(self):

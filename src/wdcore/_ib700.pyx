@@ -89,11 +89,11 @@ cdef class IB700(Watchdog):
 
     cdef bint c_load(self, const uint8_t* p, Py_ssize_t n, bint apply) noexcept nogil:
         cdef TimerRecord r
-        if n != SNAP_SIZE or not snap_read_timer(p, &r, MAX_TIMEOUT_NS):
-            return False
-        if apply:
+        if apply:  # checked before: only the decoding counts
+            snap_read_timer(p, &r, MAX_TIMEOUT_NS)
             self.c_load_timer(&r)
-        return True
+            return True
+        return n == SNAP_SIZE and snap_read_timer(p, &r, MAX_TIMEOUT_NS)
 
     def _state(self):
         return _snapshot.IB700State(**self._timer_fields())

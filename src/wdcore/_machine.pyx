@@ -63,6 +63,7 @@ assert N_ACTIONS <= MAX_ACTIONS and len(EFFECTS) == N_ACTIONS
 cdef int EFFECT_REQUESTS[MAX_ACTIONS]
 cdef bint EFFECT_POWER_OFF[MAX_ACTIONS]
 cdef tuple EFFECT_EVENT = tuple(e.immediate_event for e in EFFECTS)
+cdef tuple ACTION_NAMES = tuple(a.value for a in ACTIONS)  # QEMU's names, for WATCHDOG's data
 cdef tuple _ACTIONS = ACTIONS
 cdef tuple _RUN_STOPS = RUN_STOPS
 cdef enum:
@@ -438,7 +439,7 @@ cdef class MachineCore:
             dev.c_notify()
         finally:
             self.expiries += 1
-            self.c_log("WATCHDOG", {"action": _ACTIONS[code].value}, when)
+            self.c_log("WATCHDOG", {"action": ACTION_NAMES[code]}, when)
             if EFFECT_EVENT[code] is not None:
                 self.c_log(EFFECT_EVENT[code], {}, when)
             if EFFECT_POWER_OFF[code]:

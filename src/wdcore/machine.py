@@ -190,12 +190,15 @@ class Machine:
             data = _ops.encode(ops)  # validates every op first
         else:
             raise TypeError(f"ops must be bytes or a list of op tuples, not {type(ops).__name__}")
-        result = RunResult(0, [], [], 0, "error")  # every field given: the cheapest init
+        # the core's run fills every field, also when an exception ends the run; a run
+        # refused before it starts (the guard, a bound) leaves them unset
+        result: RunResult = _new_result(RunResult)
         try:
             self.run_stream(data, -1 if max_ops is None else _bound(max_ops, "max_ops"),
                             -1 if max_events is None else _bound(max_events, "max_events"), result)
         except BaseException as exc:
-            exc.run_result = result  # type: ignore[attr-defined]  # documented above
+            if hasattr(result, "stopped"):
+                exc.run_result = result  # type: ignore[attr-defined]  # documented above
             raise
         return result
 
@@ -275,6 +278,9 @@ class Machine:
     def __repr__(self) -> str:
         return (f"<Machine ({self.implementation}) now={self.now} status={self.status.value} "
                 f"action={self.action.value} devices={','.join(self._kinds)}>")
+
+
+_new_result = object.__new__  # a RunResult without __init__: run_stream sets every field
 
 
 def _bound(value: Optional[int], name: str) -> int:

@@ -101,6 +101,9 @@ cdef class MachineCore:
     cdef uint64_t logged          # events logged so far (a count; a run's events bound)
     cdef Guard guard              # the public call in progress, and its thread
     cdef ArmCounter counter       # the arming counter its devices share
+    cdef bytes checked            # the last snapshot _restore_bytes accepted (bytes do not
+                                  # change: restoring the same object again skips its checks)
+    cdef bytes checked_config     # the configuration it was checked against
 
     # Every method is final: Python's Machine derives from this class, but nothing
     # overrides its C level, so the calls are direct.
@@ -190,6 +193,9 @@ cdef class MachineCore:
     # internal, GIL: c_end_operation's work.
     @cython.final
     cdef int c_process_requests(self) except -1
+    # internal (_restore_bytes): take a checked snapshot's payload.  GIL; returns 1.
+    @cython.final
+    cdef int c_apply_snapshot(self, const uint8_t* p) noexcept
     # --- op streams ---------------------------------------------------------------------------
     # Execute the binary op stream buf[0:n] (docs/ops.md; any bytes are valid), each op
     # ended as above, until its end, status_no >= SHUTDOWN, max_ops ops executed or

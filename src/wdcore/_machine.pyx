@@ -68,6 +68,7 @@ cdef tuple _ACTIONS = ACTIONS
 cdef tuple _RUN_STOPS = RUN_STOPS
 cdef enum:
     SIGNAL_EVERY = 1024  # ops between two runs of Python's signal handlers in c_run
+    NOGIL_FROM = 4096    # run_stream releases the GIL for streams longer than this (bytes)
 
 # the snapshot (_snapshot.MachineState): its header fields by offset, then per device a
 # u32 length and the device's own snapshot
@@ -641,7 +642,10 @@ cdef class MachineCore:
         guard_enter(&self.guard, self, CALL_RUN)
         self.capture = []
         try:
-            with nogil:
+            if n > NOGIL_FROM:
+                with nogil:
+                    self.c_run(buf, n, max_ops, max_events, &reads, &progress)
+            else:  # a short stream: releasing the GIL costs more than the run
                 self.c_run(buf, n, max_ops, max_events, &reads, &progress)
         finally:
             try:
@@ -781,6 +785,8 @@ cdef class MachineCore:
             return -1
         p = <const uint8_t*>PyBytes_AS_STRING(data)
         n = PyBytes_GET_SIZE(data)
+        if data is self.checked and config is self.checked_config:
+            return self.c_apply_snapshot(p + SNAP_HEADER)  # a fuzz loop's reset: checked before
         length = snap_open(p, n, SNAP_KIND)
         if length < M_SIZE:
             return 0
@@ -810,19 +816,26 @@ cdef class MachineCore:
             pos += blob
         if pos != length:
             return 0
-        # valid: apply
-        pos = M_SIZE
+        self.checked = data
+        self.checked_config = config
+        return self.c_apply_snapshot(p)
+
+    @cython.final
+    cdef int c_apply_snapshot(self, const uint8_t* p) noexcept:
+        """Take the payload p of a snapshot _restore_bytes checked; returns 1."""
+        cdef Py_ssize_t pos = M_SIZE, blob
+        cdef int i
         for i in range(self.n_devices):
             blob = <Py_ssize_t>snap_ld(p + pos, 4)
             (<Watchdog>self.owners[i]).c_load(p + pos + 4 + SNAP_HEADER,
                                               blob - SNAP_HEADER - SNAP_CRC, True)
             pos += 4 + blob
-        self.counter.value = counter
-        self.now_ns = now
-        self.action_no = action
+        self.counter.value = snap_ld(p + M_COUNTER, 8)
+        self.now_ns = snap_ld(p + M_NOW, 8)
+        self.action_no = p[M_ACTION]
         self.cfg_addr = <uint32_t>snap_ld(p + M_CONFIG_ADDRESS, 4)
         self.requests = 0
-        self.c_set_status(status)
+        self.c_set_status(p[M_STATUS])
         return 1
 
     # --- state for snapshots --------------------------------------------------------------------

@@ -31,6 +31,7 @@ import struct
 import pytest
 
 from wdcore import WatchdogAction, WatchdogEvent, _select, _snapshot
+from wdcore._core_py import piece_size
 
 from .conftest import S
 
@@ -304,9 +305,19 @@ def test_mmio_read_bad_offset(ESB, offset, size):
 @pytest.mark.parametrize("offset,size", [(0, 4), (12, 4), (14, 2), (15, 1), (13, 2),
                                          (11, 4)])
 def test_mmio_range_ends_accepted(ESB, offset, size):
+    """§3.5: an access is cut into naturally aligned pieces; at the window's end a read
+    is accepted and reads what its pieces read one by one."""
     dev = busy(ESB)
     with Unchanged(dev):
-        dev.mmio_read(offset, size)
+        value = dev.mmio_read(offset, size)
+    pieces, off = 0, 0
+    while off < size:
+        n = piece_size(offset + off, size - off)
+        pieces |= dev.mmio_read(offset + off, n) << (8 * off)
+        off += n
+    assert 0 <= value < 1 << (8 * size)
+    assert value == pieces
+    assert_still_works(dev)
 
 
 @pytest.mark.parametrize("size", BAD_SIZES)
@@ -319,7 +330,9 @@ def test_mmio_write_bad_size(ESB, size):
 @pytest.mark.parametrize("size", BAD_SIZES)
 def test_mmio_read_bad_size(ESB, size):
     dev = busy(ESB)
-    expect_error(dev, ValueError, "size", dev.mmio_read, 0x0C, size)
+    err = expect_error(dev, ValueError, "size", dev.mmio_read, 0x0C, size)
+    assert str(err) == f"size must be 1, 2 or 4, not {size}"
+    assert_still_works(dev)
 
 
 @pytest.mark.parametrize("offset,size,value", [
@@ -356,7 +369,9 @@ def test_mmio_read_non_int(ESB, param, bad):
     dev = busy(ESB)
     args = {"offset": 0x0C, "size": 2}
     args[param] = bad
-    expect_error(dev, TypeError, param, dev.mmio_read, args["offset"], args["size"])
+    err = expect_error(dev, TypeError, param, dev.mmio_read, args["offset"], args["size"])
+    assert str(err) == f"{param} must be an int, not {type(bad).__name__}"
+    assert_still_works(dev)
 
 
 class Index:
@@ -382,11 +397,18 @@ def test_index_objects_accepted(ESB):
 
 
 def test_index_objects_out_of_range_rejected(ESB):
+    """An ``__index__`` object is checked by its value, like the int it stands for."""
     dev = busy(ESB)
-    expect_error(dev, ValueError, "offset", dev.config_write, Index(0x100), 1, 0)
-    expect_error(dev, ValueError, "offset", dev.mmio_read, Index(16), 1)
-    expect_error(dev, ValueError, "size", dev.mmio_write, 0x0C, Index(3), 0)
-    expect_error(dev, ValueError, "value", dev.mmio_write, 0x0C, 1, Index(0x186))
+    errors = [expect_error(dev, ValueError, "offset", dev.config_write, Index(0x100), 1, 0),
+              expect_error(dev, ValueError, "offset", dev.mmio_read, Index(16), 1),
+              expect_error(dev, ValueError, "size", dev.mmio_write, 0x0C, Index(3), 0),
+              expect_error(dev, ValueError, "value", dev.mmio_write, 0x0C, 1, Index(0x186))]
+    assert [str(e) for e in errors] == [
+        "offset must be in 0..0xff, not 256",
+        "offset 16 with size 1 is outside the 16-byte BAR0",
+        "size must be 1, 2 or 4, not 3",
+        "value 0x186 does not fit in 1 byte(s)"]
+    assert_still_works(dev)  # the refused 0x186 did not complete the unlock as 0x86
 
 
 # ---------------------------------------------------------------------------------
@@ -440,8 +462,12 @@ def test_advance_to_backwards(ESB, back):
 @pytest.mark.parametrize("bad", NON_INTS + [1.5], ids=NON_INT_IDS + ["1.5"])
 def test_advance_non_int(ESB, bad):
     dev = busy(ESB)
-    expect_error(dev, TypeError, "delta_ns", dev.advance, bad)
-    expect_error(dev, TypeError, "t_ns", dev.advance_to, bad)
+    errors = [expect_error(dev, TypeError, "delta_ns", dev.advance, bad),
+              expect_error(dev, TypeError, "t_ns", dev.advance_to, bad)]
+    kind = type(bad).__name__
+    assert [str(e) for e in errors] == [f"delta_ns must be an int, not {kind}",
+                                        f"t_ns must be an int, not {kind}"]
+    assert_still_works(dev)
 
 
 # ---------------------------------------------------------------------------------

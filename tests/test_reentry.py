@@ -300,6 +300,21 @@ def refused_message(cls, call, outer):
     return f"{cls}.{call} called from a callback while {cls}.{outer} is in progress"
 
 
+def attempt(call, caught, errors):
+    """A callback body making a refused ``call``: records its RuntimeError's message (or
+    None when it was not refused) in ``errors``; re-raises it unless ``caught``."""
+    def body():
+        try:
+            call()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+            if not caught:
+                raise
+        else:
+            errors.append(None)
+    return body
+
+
 @pytest.mark.parametrize("caught", [True, False], ids=["caught", "uncaught"])
 @pytest.mark.parametrize("driver", DRIVERS)
 @pytest.mark.parametrize("trigger", TRIGGERS)
@@ -308,17 +323,7 @@ def test_a_machine_call_that_does_not_nest_is_refused(make_machine, call, trigge
     snap0 = make_machine(stage1_interrupt=True, action="shutdown").snapshot()  # time 0, idle
     m = build(make_machine)
     errors = []
-
-    def body():
-        try:
-            REFUSED[call](m, snap0)
-        except RuntimeError as exc:
-            errors.append(str(exc))
-            if not caught:
-                raise
-        else:
-            errors.append(None)
-
+    body = attempt(lambda: REFUSED[call](m, snap0), caught, errors)
     seen = install(m, trigger, body)
     message = refused_message("Machine", call, "run" if driver == "run" else "advance")
     if caught:
@@ -593,17 +598,7 @@ def test_a_standalone_devices_acting_call_from_its_own_callback_is_refused(impl,
     snap0 = device_cls(impl, kind)().snapshot()
     dev = device_setup(impl, kind)
     errors = []
-
-    def body():
-        try:
-            DEVICE_REFUSED[call](dev, snap0)
-        except RuntimeError as exc:
-            errors.append(str(exc))
-            if not caught:
-                raise
-        else:
-            errors.append(None)
-
+    body = attempt(lambda: DEVICE_REFUSED[call](dev, snap0), caught, errors)
     seen = install_device(dev, callback, body)
     cls = "IB700" if kind == "ib700" else "I6300ESB"
     message = refused_message(cls, call, "advance")

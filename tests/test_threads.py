@@ -71,6 +71,20 @@ CONTENDERS = {
 }
 
 
+def refusals(contenders, obj, snap):
+    """Each contender's attempt on ``obj``: its RuntimeError's message, or None when it
+    was not refused."""
+    errors = {}
+    for name, contender in contenders.items():
+        try:
+            contender(obj, snap)
+        except RuntimeError as exc:
+            errors[name] = str(exc)
+        else:
+            errors[name] = None
+    return errors
+
+
 def setup_machine(make_machine):
     m = make_machine(action="none")
     bus_config_write(m, 0x10, 4, 0xFEBF_0000)     # BAR0, with memory decoding
@@ -150,14 +164,7 @@ def test_every_call_from_another_thread_is_refused_while_a_call_is_in_progress(m
     snap = m.snapshot()
     release, join = hold_in_other_thread(m, prepare, call)
     try:
-        errors = {}
-        for name, contender in CONTENDERS.items():
-            try:
-                contender(m, snap)
-            except RuntimeError as exc:
-                errors[name] = str(exc)
-            else:
-                errors[name] = None
+        errors = refusals(CONTENDERS, m, snap)
         # plain reads are not guarded
         reads = (m.now, m.status, list(m.events), m.next_deadline, m.action,
                  m.ib700.next_deadline, m.i6300esb.config_read(0x68, 1))
@@ -224,14 +231,7 @@ def test_a_standalone_devices_calls_from_another_thread_are_refused(impl, kind):
         dev, lambda d, block: setattr(d, "on_expire", lambda _e: block()),
         lambda d: d.advance(end))
     try:
-        errors = {}
-        for name, contender in DEVICE_CONTENDERS[kind].items():
-            try:
-                contender(dev, snap)
-            except RuntimeError as exc:
-                errors[name] = str(exc)
-            else:
-                errors[name] = None
+        errors = refusals(DEVICE_CONTENDERS[kind], dev, snap)
         reads = (dev.now, dev.next_deadline, list(dev.events), dev.snapshot())
     finally:
         release.set()

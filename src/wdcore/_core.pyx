@@ -294,12 +294,14 @@ cdef class Watchdog:
 
     def restore(self, data):
         """Take back a snapshot; bad data is a ValueError and changes nothing."""
+        cdef int done
         guard_enter(&self.guard, self, CALL_RESTORE)
         try:
-            if c_restore_device(self, data) != 1:  # refused in C, or not bytes: the twin's codec
+            done = c_restore_device(self, data)
+            if done != 1:  # refused in C (0), or not bytes (-1): the twin's codec words it
                 state = self.STATE.unpack(_core_py.check_bytes(data))
                 state.check_configuration(self)  # what the device was built with stays
-                if type(data) is bytes and self.c_snap_kind() != 0:
+                if done == 0:
                     raise AssertionError("a snapshot refused by the compiled checks only")
                 self._apply(state)
         finally:

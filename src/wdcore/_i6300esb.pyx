@@ -26,7 +26,6 @@ for _o in range(ESB_CFG_SIZE):
 cdef int INT_TYPE_MASK[2]
 INT_TYPE_MASK[0] = regs.INT_TYPE_MASK[0]
 INT_TYPE_MASK[1] = regs.INT_TYPE_MASK[1]
-cdef int N_PROFILES = len(regs.INT_TYPE_MASK)
 # the configuration space's read-only bits and their values, 8 bytes a word (little-endian)
 cdef enum:
     CFG_WORDS = 32
@@ -49,13 +48,15 @@ cdef Py_ssize_t S_REBOOT_DISABLED = _O["reboot_disabled"], S_ONE_MHZ = _O["one_m
 cdef Py_ssize_t S_INT_TYPE = _O["int_type"], S_PRELOAD1 = _O["preload1"], S_PRELOAD2 = _O["preload2"]
 cdef Py_ssize_t S_STAGE = _O["stage"], S_UNLOCK = _O["unlock_state"]
 cdef Py_ssize_t S_PREV_REBOOT = _O["prev_reboot"], S_GINTSR = _O["gintsr"], S_CONFIG = _O["config"]
-# the one-byte flags after the timer's (each 0 or 1)
-cdef Py_ssize_t S_FLAGS[8]
-S_FLAGS[:] = [S_S1I, S_ENABLED, S_LOCKED, S_FREE_RUN, S_REBOOT_DISABLED, S_ONE_MHZ, S_PREV_REBOOT,
-              S_GINTSR]
-assert sorted(r.name for r in _snapshot.I6300ESB_LAYOUT.rows if r.code == "?") == sorted(
-    ["armed", "stage1_interrupt", "enabled", "locked", "free_run", "reboot_disabled", "one_mhz",
-     "prev_reboot", "gintsr"])
+# the layout's one-byte flags (each 0 or 1) but the timer's own (snap_read_timer checks it)
+_FLAGS = [_O[r.name] for r in _snapshot.I6300ESB_LAYOUT.rows if r.code == "?" and r.name != "armed"]
+cdef enum:
+    MAX_FLAGS = 16
+assert len(_FLAGS) <= MAX_FLAGS
+cdef int N_FLAGS = len(_FLAGS)
+cdef Py_ssize_t S_FLAGS[MAX_FLAGS]
+for _i, _f in enumerate(_FLAGS):
+    S_FLAGS[_i] = _f
 
 
 cdef inline uint64_t duration_ns(uint32_t preload, bint one_mhz) noexcept nogil:
@@ -382,7 +383,7 @@ cdef class I6300ESB(Watchdog):
     cdef bint c_load(self, const uint8_t* p, Py_ssize_t n, bint apply) noexcept nogil:
         """_snapshot.I6300ESBState.unpack's checks, and check_configuration's."""
         cdef TimerRecord r
-        cdef int i, profile
+        cdef int i
         cdef uint32_t preload1, preload2
         if apply:  # checked before: only the decoding counts
             snap_read_timer(p, &r, MAX_STAGE_NS)
@@ -403,15 +404,15 @@ cdef class I6300ESB(Watchdog):
             return True
         if n != SNAP_SIZE or not snap_read_timer(p, &r, MAX_STAGE_NS):
             return False
-        for i in range(8):
+        for i in range(N_FLAGS):
             if p[S_FLAGS[i]] > 1:
                 return False
-        profile = p[S_PROFILE]
-        if profile >= N_PROFILES or profile != self.profile_code or p[S_S1I] != self.s1i:
+        # the device's own configuration (which is a valid one)
+        if p[S_PROFILE] != self.profile_code or p[S_S1I] != self.s1i:
             return False
         preload1 = <uint32_t>snap_ld(p + S_PRELOAD1, 4)
         preload2 = <uint32_t>snap_ld(p + S_PRELOAD2, 4)
-        if (p[S_INT_TYPE] & ~INT_TYPE_MASK[profile] or preload1 > ESB_PRELOAD_MASK
+        if (p[S_INT_TYPE] & ~self.int_mask or preload1 > ESB_PRELOAD_MASK
                 or preload2 > ESB_PRELOAD_MASK or (p[S_STAGE] != 1 and p[S_STAGE] != 2)
                 or p[S_UNLOCK] > 2 or (p[S_GINTSR] and not p[S_S1I])
                 or (r.armed and not p[S_ENABLED])):

@@ -13,7 +13,7 @@ from cpython.ref cimport PyObject
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from wdcore._core cimport (SNAP_CRC, SNAP_HEADER, snap_ld, snap_open, snap_seal, snap_st,
+from wdcore._core cimport (SNAP_CRC, SNAP_HEADER, WD_COUNTER_MAX, snap_ld, snap_open, snap_seal, snap_st,
                            snap_timer_agrees)
 from wdcore._core cimport (ArmCounter, CALL_ACTION, CALL_ADVANCE, CALL_ADVANCE_TO,
                            CALL_CLEAR_EVENTS, CALL_IO_READ, CALL_IO_WRITE, CALL_MEM_READ,
@@ -81,8 +81,6 @@ cdef Py_ssize_t N_CONFIG = 5  # device_mask, esb_slot, profile, reboot_action, s
 assert _snapshot.MACHINE_LAYOUT.names[:N_CONFIG + 1] == (
     "device_mask", "esb_slot", "profile", "reboot_action", "stage1_interrupt", "now")
 cdef unsigned int N_STATUSES = _snapshot.N_STATUSES
-cdef uint64_t COUNTER_MAX = _snapshot.COUNTER_MAX
-cdef unsigned int N_ACTION_CODES = _snapshot.N_ACTIONS
 for _i, _e in enumerate(EFFECTS):
     EFFECT_REQUESTS[_i] = int(_e.request)
     EFFECT_POWER_OFF[_i] = _e.power_off
@@ -798,7 +796,8 @@ cdef class MachineCore:
         status = p[M_STATUS]
         action = p[M_ACTION]
         counter = snap_ld(p + M_COUNTER, 8)
-        if now > WD_TIME_MAX_NS or status >= N_STATUSES or action >= N_ACTION_CODES or counter > COUNTER_MAX:
+        if (now > WD_TIME_MAX_NS or status >= N_STATUSES or action >= <unsigned int>N_ACTIONS
+                or counter > WD_COUNTER_MAX):
             return 0
         # the devices, in order, each framed, valid for its device and agreeing with the header
         pos = M_SIZE
